@@ -1,0 +1,33 @@
+"""Generic components that ship with the core: datasets, softmax weighting, standard LR schedules.
+
+They are registered through the same hooks as any plugin; no paper's method lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nasfw import hookimpl
+from nasfw.builtin import datasets, schedules, weightings
+
+
+@hookimpl
+def nasfw_register_datasets(register: Any) -> None:
+    register("digits", datasets.Digits, description="scikit-learn's 8x8 handwritten digits (offline, embedded)")
+    register("cifar10", datasets.CIFAR10, description="CIFAR-10 through torchvision")
+    register("cifar100", datasets.CIFAR100, description="CIFAR-100 through torchvision")
+    register("svhn", datasets.SVHN, description="SVHN through torchvision")
+    register("image-folder", datasets.ImageFolderData, description="ImageFolder layout: DIR/train/<class>/*, DIR/test/<class>/*")
+
+
+@hookimpl
+def nasfw_register_edge_weightings(register: Any) -> None:
+    register("softmax", weightings.Softmax, description="per-edge softmax over the available ops (DARTS)")
+
+
+@hookimpl
+def nasfw_register_lr_schedules(register: Any) -> None:
+    register("cosine", schedules.Cosine, description="cosine annealing per epoch down to min_lr")
+    register("constant", schedules.Constant, description="constant learning rate")
+    register("exponential", schedules.Exponential, description="lr * gamma^epoch (DARTS ImageNet: 0.97)")
+    register("linear", schedules.Linear, description="linear decay to min_lr")

@@ -1,0 +1,208 @@
+"""The ``nasfw`` command. Bad input ends in one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nasfw import __version__
+from nasfw.config import COMPONENT_KEYS, RunConfig, dump_config, merge_config
+from nasfw.errors import NasfwError
+from nasfw.registry import KINDS, get_registry
+
+
+def _run_options(fn: Callable) -> Callable:
+    opts = [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON run config."),
+        click.option("--space", help="Search space (e.g. darts, nb201, s1)."),
+        click.option("--optimizer", help="Optimizer (e.g. darts, darts-2nd, zarts-mgs, none)."),
+        click.option("--selector", help="Selector (e.g. magnitude, perturb, synflow)."),
+        click.option("--shrinker", help="Search-space shrinker (e.g. lissnas); none by default."),
+        click.option("--dataset", help="Dataset (digits, cifar10, cifar100, svhn, image-folder, ...)."),
+        click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset files are."),
+        click.option("--epochs", type=click.IntRange(min=0), help="Search epochs."),
+        click.option("--batch-size", type=click.IntRange(min=1), help="Search batch size."),
+        click.option("--seed", type=click.IntRange(min=0), help="Random seed."),
+        click.option("--device", help="auto, cpu, cuda, cuda:N."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override any setting, e.g. --set optimizer.arch_lr=1e-3 (repeatable)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _flags(kw: dict[str, Any]) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    for key in ("space", "optimizer", "selector", "shrinker", "dataset"):
+        if kw.get(key):
+            flags[key] = kw[key]
+    if kw.get("data_dir"):
+        flags["dataset.params.data_dir"] = kw["data_dir"]
+    if kw.get("epochs") is not None:
+        flags["search.epochs"] = kw["epochs"]
+    if kw.get("batch_size") is not None:
+        flags["search.batch_size"] = kw["batch_size"]
+    if kw.get("seed") is not None:
+        flags["seed"] = kw["seed"]
+    if kw.get("device"):
+        flags["device"] = kw["device"]
+    return flags
+
+
+def _config_from(kw: dict[str, Any]) -> RunConfig:
+    flags = _flags(kw)
+    if "dataset.params.data_dir" in flags and "dataset" in flags:
+        flags["dataset"] = {"name": flags["dataset"], "params": {"data_dir": flags.pop("dataset.params.data_dir")}}
+    return merge_config(kw.get("config_file"), flags, kw.get("overrides", ()))
+
+
+def _resolved(config: RunConfig) -> RunConfig:
+    reg = get_registry()
+    for key, kind in COMPONENT_KEYS.items():
+        ref = getattr(config, key)
+        if ref is not None:
+            _, _, resolved = reg.resolve(kind, ref)
+            ref.params = resolved.model_dump(mode="json")
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nasfw")
+def cli() -> None:
+    """nasfw: plugin-based neural architecture search on PyTorch."""
+
+
+@cli.command()
+@_run_options
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/<time>-<names>).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+def run(**kw: Any) -> None:
+    """Search an architecture: (shrink) → supernet → optimizer → selector → genotype."""
+    from nasfw.engine import resume_search, run_search
+
+    if kw["resume_dir"]:
+        given = {k: v for k, v in _flags(kw).items()}
+        if given or kw.get("config_file") or kw.get("overrides"):
+            raise click.UsageError("--resume continues a run with its saved config; drop the other options")
+        run_obj, summary = resume_search(kw["resume_dir"], quiet=kw["quiet"])
+    else:
+        config = _config_from(kw)
+        run_obj, summary = run_search(config, out_dir=Path(kw["out"]) if kw["out"] else None, quiet=kw["quiet"])
+    click.echo(f"genotype: {summary['genotype_str']}")
+    if "benchmark" in summary:
+        click.echo("benchmark: " + json.dumps(summary["benchmark"]))
+    click.echo(f"outputs:  {run_obj.out_dir}  (genotype.json, summary.json, metrics.jsonl, checkpoint.pt)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of components.")
+def plugins(as_json: bool) -> None:
+    """List installed components and plugins that failed to load."""
+    reg = get_registry()
+    comps = reg.all()
+    if as_json:
+        out = [c.as_dict() for c in comps]
+        out += [{"kind": "failed", "name": f.plugin, "distribution": f.distribution, "version": "",
+                 "error": f.error} for f in reg.failures]
+        click.echo(json.dumps(out, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="nasfw components")
+    for col in ("kind", "name", "distribution", "version", "description"):
+        table.add_column(col)
+    for c in comps:
+        table.add_row(c.kind, c.name, c.distribution, c.version, c.description)
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    for f in reg.failures:
+        console.print(f"[red]failed plugin[/red] {f.plugin} ({f.distribution}): {f.error}")
+
+
+@cli.group()
+def config() -> None:
+    """Show, validate or describe run configurations."""
+
+
+@config.command("show")
+@_run_options
+def config_show(**kw: Any) -> None:
+    """Print the fully resolved config (every component's params filled in) as YAML."""
+    click.echo(dump_config(_resolved(_config_from(kw))), nl=False)
+
+
+@config.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_validate(file: str) -> None:
+    """Validate a config file, including every component's params."""
+    _resolved(merge_config(file))
+    click.echo(f"{file}: valid")
+
+
+@config.command("schema")
+@click.option("--kind", type=click.Choice(sorted(KINDS)), help="Schema of one component's params instead.")
+@click.option("--name", help="Component name (with --kind).")
+def config_schema(kind: str | None, name: str | None) -> None:
+    """Print the JSON schema of the run config, or of one component's params."""
+    if kind or name:
+        if not (kind and name):
+            raise click.UsageError("--kind and --name go together")
+        _, cls, _ = get_registry().resolve(kind, name)
+        click.echo(json.dumps(cls.Config.model_json_schema(), indent=2))
+        return
+    click.echo(json.dumps(RunConfig.model_json_schema(), indent=2))
+
+
+def _add_plugin_commands() -> None:
+    try:
+        get_registry().add_commands(cli)
+    except NasfwError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line and exit 2 for user errors, exit 1 (and a hint) for bugs."""
+    _add_plugin_commands()
+    try:
+        cli.main(args=argv, prog_name="nasfw", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}" + _usage_hint(exc), err=True)
+        sys.exit(2)
+    except NasfwError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; continue with 'nasfw run --resume RUN_DIR'.", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("NASFW_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"Internal error: {type(exc).__name__}: {exc} (set NASFW_DEBUG=1 for a traceback; "
+                   f"please report it)", err=True)
+        sys.exit(1)
+
+
+def _usage_hint(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        return f" (see '{ctx.command_path} --help')"
+    return ""
+
+
+if __name__ == "__main__":
+    main()

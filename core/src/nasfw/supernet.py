@@ -1,0 +1,101 @@
+"""The supernet base: named architecture tensors, a pluggable edge weighting and an (edge, op) mask."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from nasfw.components import EdgeWeighting
+
+
+class Supernet(nn.Module):
+    """Base class of every space's supernet.
+
+    Architecture parameters live in ``self.alphas`` (one (rows, K) tensor per cell type). The mixing
+    coefficients the forward pass uses come from :meth:`mixing_weights`: the edge weighting of α,
+    zeroed where the mask is off, unless a selector overrides them explicitly (DARTS-PT sets one-hot
+    rows and zeroes single ops without renormalising). Subclasses implement ``forward`` and should
+    skip ops whose mask entry is off.
+    """
+
+    def __init__(
+        self,
+        arch_shapes: dict[str, tuple[int, int]],
+        weighting: EdgeWeighting,
+        alpha_init_std: float = 1e-3,
+        available: dict[str, torch.Tensor] | None = None,
+    ):
+        super().__init__()
+        self.weighting = weighting
+        self.alphas = nn.ParameterDict(
+            {k: nn.Parameter(alpha_init_std * torch.randn(*shape)) for k, shape in arch_shapes.items()}
+        )
+        for k, shape in arch_shapes.items():
+            mask = torch.ones(*shape, dtype=torch.bool)
+            if available is not None and k in available:
+                mask &= available[k].bool()
+            self.register_buffer(f"mask_{k}", mask)
+        self._override: dict[str, torch.Tensor] = {}
+
+    # -- parameters ----------------------------------------------------------------------
+    def arch_parameters(self) -> dict[str, nn.Parameter]:
+        return dict(self.alphas.items())
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        arch = {id(p) for p in self.alphas.values()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        arch = {id(p) for p in self.alphas.values()}
+        return ((n, p) for n, p in self.named_parameters() if id(p) not in arch)
+
+    # -- masks and weights ---------------------------------------------------------------
+    def mask(self, name: str) -> torch.Tensor:
+        return getattr(self, f"mask_{name}")
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        return {k: self.mask(k) for k in self.alphas}
+
+    def set_mask(self, name: str, mask: torch.Tensor) -> None:
+        self.mask(name).copy_(mask.to(torch.bool))
+
+    def mixing_weights(self) -> dict[str, torch.Tensor]:
+        """The coefficients of every (edge, op) the forward pass uses now."""
+        out = {}
+        for k, alpha in self.alphas.items():
+            if k in self._override:
+                out[k] = self._override[k]
+                continue
+            mask = self.mask(k)
+            out[k] = self.weighting(alpha, mask) * mask.to(alpha.dtype)
+        return out
+
+    def strengths(self) -> dict[str, torch.Tensor]:
+        """What magnitude selection ranks: the weighting's strength, -inf where masked."""
+        out = {}
+        with torch.no_grad():
+            for k, alpha in self.alphas.items():
+                mask = self.mask(k)
+                s = self.weighting.strength(alpha, mask).detach().float().cpu()
+                out[k] = torch.where(mask.cpu(), s, torch.full_like(s, float("-inf")))
+        return out
+
+    @contextmanager
+    def override_weights(self, weights: dict[str, torch.Tensor]) -> Iterator[None]:
+        """Use these mixing coefficients (for the given cell types) inside the block."""
+        saved = dict(self._override)
+        self._override.update(weights)
+        try:
+            yield
+        finally:
+            self._override = saved
+
+    def set_override(self, weights: dict[str, torch.Tensor]) -> None:
+        """Permanently override (until cleared with an empty dict) the coefficients of some cell types."""
+        self._override = dict(weights)
+
+    def override_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self._override.items()}

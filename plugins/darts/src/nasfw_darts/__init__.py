@@ -1,0 +1,1 @@
+"""DARTS optimizers and the magnitude selector for nasfw."""

@@ -1,0 +1,106 @@
+"""Random search with weight sharing (Li & Talwalkar, 2019): the baseline every NAS method must beat.
+
+Each step trains the shared weights on one uniformly sampled architecture (its one-hot edge weights
+override α). After the search, ``num_candidates`` sampled architectures are ranked by their
+accuracy on ``eval_batches`` validation batches with the shared weights, and the best is written
+into α (as a scaled one-hot encoding), so any magnitude-style selector returns exactly it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from nasfw.components import Optimizer, StrictModel
+from nasfw.config import ComponentRef
+from nasfw.data import Batch, SearchData
+from nasfw.supernet import Supernet
+
+
+class RandomConfig(StrictModel):
+    w_lr: float = Field(default=0.025, gt=0)
+    w_momentum: float = Field(default=0.9, ge=0, lt=1)
+    w_weight_decay: float = Field(default=3e-4, ge=0)
+    grad_clip: float | None = Field(default=5.0, gt=0)
+    lr_schedule: ComponentRef = Field(default_factory=lambda: ComponentRef(name="cosine", params={"min_lr": 0.001}))
+    num_candidates: int = Field(default=20, ge=1, description="architectures ranked after the search")
+    eval_batches: int = Field(default=4, ge=1, description="validation batches per candidate")
+
+
+class RandomSearch(Optimizer):
+    """Random search with weight sharing; the best of N random architectures ends up in α."""
+
+    Config = RandomConfig
+    config: RandomConfig
+    samples_architectures = True
+
+    def setup(self, supernet: Supernet, data: SearchData, epochs: int, steps_per_epoch: int) -> None:
+        super().setup(supernet, data, epochs, steps_per_epoch)
+        c = self.config
+        self.weights = supernet.weight_parameters()
+        self.w_opt = torch.optim.SGD(self.weights, lr=c.w_lr, momentum=c.w_momentum, weight_decay=c.w_weight_decay)
+        self.schedule = self.ctx.registry.create("lr_schedule", c.lr_schedule, self.ctx)
+        self.rng = random.Random(self.ctx.seed + 17)
+        self.tuning_lr: float | None = None
+
+    @property
+    def space(self) -> Any:
+        return self.run.space  # type: ignore[attr-defined]
+
+    def _onehot(self, genotype: Any) -> dict[str, torch.Tensor]:
+        dev = next(iter(self.supernet.arch_parameters().values())).device
+        return {k: v.to(dev) for k, v in self.space.encode(genotype).items()}
+
+    def epoch_start(self, epoch: int) -> None:
+        lr = self.tuning_lr if self.tuning_lr is not None else self.schedule.lr(epoch, self.epochs, self.config.w_lr)
+        for g in self.w_opt.param_groups:
+            g["lr"] = lr
+
+    def configure_tuning(self, lr: float | None, update_alpha: bool) -> None:
+        self.tuning_lr = lr if lr is not None else self.w_opt.param_groups[0]["lr"]
+        for g in self.w_opt.param_groups:
+            g["lr"] = self.tuning_lr
+
+    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Any]:
+        x, y = train_batch
+        arch = self.space.sample(self.rng)
+        self.w_opt.zero_grad(set_to_none=True)
+        with self.supernet.override_weights(self._onehot(arch)):
+            logits = self.supernet(x)
+        loss = F.cross_entropy(logits.float(), y)
+        loss.backward(inputs=self.weights)
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        self.w_opt.step()
+        return {"loss": loss.detach(), "acc": (logits.argmax(1) == y).float().mean().detach()}
+
+    def epoch_end(self, epoch: int) -> dict[str, float]:
+        if epoch != self.epochs - 1:
+            return {}
+        best, best_acc = None, -1.0
+        batches = list(self.run.eval_batches("val", self.config.eval_batches))  # type: ignore[attr-defined]
+        for _ in range(self.config.num_candidates):
+            arch = self.space.sample(self.rng)
+            with self.supernet.override_weights(self._onehot(arch)):
+                acc = self.run.evaluate(batches, train_mode=True)["acc"]  # type: ignore[attr-defined]
+            if acc > best_acc:
+                best, best_acc = arch, acc
+        with torch.no_grad():
+            for k, a in self.supernet.arch_parameters().items():
+                a.copy_(10.0 * self._onehot(best)[k])
+        return {"best_candidate_val_acc": best_acc}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"w_opt": self.w_opt.state_dict(), "rng": list(self.rng.getstate()[1]), "tuning_lr": self.tuning_lr,
+                "rng_version": self.rng.getstate()[0], "rng_gauss": self.rng.getstate()[2]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.rng.setstate((state["rng_version"], tuple(state["rng"]), state["rng_gauss"]))
+        self.tuning_lr = state.get("tuning_lr")

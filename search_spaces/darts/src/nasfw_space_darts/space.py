@@ -1,0 +1,207 @@
+"""The DARTS cell space: decisions, discretization rule, supernet and evaluation network."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from nasfw.components import Edge, EdgeWeighting, NodeRule, SearchSpace, StrictModel
+from nasfw.data import DataShape
+from nasfw.errors import ConfigError, GenotypeError
+from nasfw.genotype import Genotype, GenotypeEdge
+from nasfw_space_darts.network import DartsNetwork
+from nasfw_space_darts.ops import OPS
+from nasfw_space_darts.supernet import DartsSupernet
+
+#: DARTS' candidate ops, in the order of the reference code's PRIMITIVES.
+PRIMITIVES = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+              "dil_conv_3x3", "dil_conv_5x5"]
+CELLS = ("normal", "reduce")
+
+
+class DartsConfig(StrictModel):
+    layers: int = Field(default=8, ge=3, description="cells in the search supernet")
+    init_channels: int = Field(default=16, ge=2, description="C of the first cell")
+    steps: int = Field(default=4, ge=1, description="intermediate nodes per cell")
+    keep_inputs: int = Field(default=2, ge=1, description="inputs each node keeps in a genotype")
+    stem_multiplier: int = Field(default=3, ge=1)
+    primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES), min_length=1,
+                                  description="candidate ops of every edge")
+    edge_ops: dict[str, list[list[str]]] | None = Field(
+        default=None, description="per-edge candidate lists {normal: [[...] x 14], reduce: [...]} (RobustDARTS S1)")
+    op_impl: dict[str, str] = Field(default_factory=dict,
+                                    description="genotype op name -> registered operation implementing it")
+    alpha_init_std: float = Field(default=1e-3, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DartsConfig:
+        n = sum(2 + i for i in range(self.steps))
+        if self.edge_ops is not None:
+            if set(self.edge_ops) != set(CELLS):
+                raise ValueError("edge_ops needs exactly the cell types 'normal' and 'reduce'")
+            for cell, rows in self.edge_ops.items():
+                if len(rows) != n or any(not r for r in rows):
+                    raise ValueError(f"edge_ops.{cell} needs {n} non-empty op lists (one per edge)")
+        if len(set(self.primitives)) != len(self.primitives):
+            raise ValueError("primitives has duplicates")
+        return self
+
+
+class DartsSpace(SearchSpace):
+    """DARTS cells: 2 inputs + `steps` nodes, every earlier node feeds every later one (14 edges)."""
+
+    Config = DartsConfig
+    config: DartsConfig
+
+    # -- structure -----------------------------------------------------------------------
+    def edge_ops(self) -> dict[str, list[list[str]]]:
+        c = self.config
+        if c.edge_ops is not None:
+            return {k: [list(r) for r in v] for k, v in c.edge_ops.items()}
+        n = sum(2 + i for i in range(c.steps))
+        return {cell: [list(c.primitives) for _ in range(n)] for cell in CELLS}
+
+    def decisions(self) -> dict[str, list[Edge]]:
+        out = {}
+        for cell, rows in self.edge_ops().items():
+            edges, row = [], 0
+            for i in range(self.config.steps):
+                for j in range(2 + i):
+                    edges.append(Edge(node=2 + i, input=j, ops=tuple(rows[row])))
+                    row += 1
+            out[cell] = edges
+        return out
+
+    def topology(self) -> dict[str, list[NodeRule]]:
+        rules, offset = [], 0
+        for i in range(self.config.steps):
+            rules.append(NodeRule(node=2 + i, edges=tuple(range(offset, offset + 2 + i)), keep=self.config.keep_inputs))
+            offset += 2 + i
+        return {cell: list(rules) for cell in CELLS}
+
+    def size(self) -> int | None:
+        if self.members is not None:
+            return len(self.members)
+        from itertools import combinations
+        from math import prod
+
+        table = self.op_table()
+        decisions = self.decisions()
+        total = 1
+        for cell, rules in self.topology().items():
+            for rule in rules:
+                counts = []
+                for r in rule.edges:
+                    names = decisions[cell][r].ops
+                    counts.append(sum(1 for k, op in enumerate(names) if op != "none" and bool(table[cell][r, k])))
+                total *= sum(prod(counts[i] for i in combo) for combo in combinations(range(len(counts)), rule.keep))
+        return total
+
+    # -- ops -----------------------------------------------------------------------------
+    def op_factory(self, name: str) -> Any:
+        impl = self.config.op_impl.get(name, name)
+        if self.ctx is not None:
+            return self.ctx.registry.get("operation", impl)
+        if impl not in OPS:
+            raise ConfigError(f"operation '{impl}' is unknown without a registry")
+        return OPS[impl]
+
+    def _check_ops(self) -> None:
+        for rows in self.edge_ops().values():
+            for row in rows:
+                for name in row:
+                    self.op_factory(name)
+
+    # -- supernet ------------------------------------------------------------------------
+    def build_supernet(self, shape: DataShape, weighting: EdgeWeighting) -> DartsSupernet:
+        self._check_ops()
+        c = self.config
+
+        def make_op(name: str, C: int, stride: int) -> nn.Module:
+            op = self.op_factory(name)(C, C, stride, False)
+            if "pool" in name:  # DARTS appends an affine-free BN to pooling ops in the search supernet
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            return op
+
+        return DartsSupernet(shape, weighting, self.edge_ops(), make_op, layers=c.layers, C=c.init_channels,
+                             steps=c.steps, multiplier=c.steps, stem_multiplier=c.stem_multiplier,
+                             alpha_init_std=c.alpha_init_std)
+
+    # -- discretization ------------------------------------------------------------------
+    def discretize(self, scores: dict[str, torch.Tensor]) -> Genotype:
+        """Top-`keep_inputs` inputs per node by best non-`none` score; argmax op excluding `none`."""
+        cells: dict[str, list[GenotypeEdge]] = {}
+        decisions = self.decisions()
+        table = self.op_table()
+        for cell, rules in self.topology().items():
+            s = scores[cell].detach().float().cpu()
+            edges = decisions[cell]
+            chosen: list[GenotypeEdge] = []
+            for rule in rules:
+                ranked = []
+                for r in rule.edges:
+                    best, best_k = float("-inf"), None
+                    for k, op in enumerate(edges[r].ops):
+                        if op == "none" or not bool(table[cell][r, k]):
+                            continue
+                        v = float(s[r, k])
+                        if best_k is None or v > best:
+                            best, best_k = v, k
+                    if best_k is not None:
+                        ranked.append((best, r, best_k))
+                ranked.sort(key=lambda t: -t[0])  # stable: ties keep the lower edge index
+                if len(ranked) < rule.keep:
+                    raise GenotypeError(f"node {rule.node} of cell '{cell}' has fewer than {rule.keep} usable inputs")
+                for _, r, k in ranked[: rule.keep]:
+                    chosen.append(GenotypeEdge(node=rule.node, input=edges[r].input, op=edges[r].ops[k]))
+            cells[cell] = chosen
+        return Genotype(space=self.name or "darts", cells=cells)
+
+    # -- evaluation network ----------------------------------------------------------------
+    def build_network(self, genotype: Genotype, shape: DataShape, C: int = 36, layers: int = 20,
+                      auxiliary: bool = True, imagenet: bool = False, **_: Any) -> DartsNetwork:
+        if set(genotype.cells) != set(CELLS):
+            raise GenotypeError(f"a DARTS genotype needs cells 'normal' and 'reduce', got {sorted(genotype.cells)}")
+        for e in (e for edges in genotype.cells.values() for e in edges):
+            if e.input >= e.node:
+                raise GenotypeError(f"edge {e.input}->{e.node} does not point forward")
+            try:
+                self.op_factory(e.op)
+            except Exception:
+                raise GenotypeError(f"unknown operation '{e.op}' in genotype") from None
+
+        def make_op(name: str, c: int, stride: int) -> nn.Module:
+            return self.op_factory(name)(c, c, stride, True)
+
+        return DartsNetwork(genotype, make_op, C, shape.num_classes, layers, auxiliary, shape.channels,
+                            shape.height, imagenet)
+
+    # -- text forms ------------------------------------------------------------------------
+    def format(self, genotype: Genotype) -> str:
+        parts = []
+        for cell in CELLS:
+            edges = sorted(genotype.cells.get(cell, []), key=lambda e: e.node)
+            parts.append(f"{cell}=[" + ", ".join(f"{e.op}~{e.input}->{e.node}" for e in edges) + "]")
+        return " ".join(parts)
+
+    def parse(self, text: str) -> Genotype:
+        """Parse the reference code's ``Genotype(normal=[('op', input), ...], normal_concat=..., ...)``."""
+        out: dict[str, list[GenotypeEdge]] = {}
+        for cell in CELLS:
+            m = re.search(rf"\b{cell}\s*=\s*(\[[^\]]*\])", text)
+            if not m:
+                raise GenotypeError(f"no '{cell}=[...]' list in DARTS genotype text")
+            try:
+                pairs = ast.literal_eval(m.group(1))
+            except (ValueError, SyntaxError):
+                raise GenotypeError(f"'{cell}' list is not a list of (op, input) pairs") from None
+            k = self.config.keep_inputs
+            if len(pairs) != k * self.config.steps:
+                raise GenotypeError(f"'{cell}' needs {k * self.config.steps} (op, input) pairs, got {len(pairs)}")
+            out[cell] = [GenotypeEdge(node=2 + i // k, input=int(inp), op=str(op)) for i, (op, inp) in enumerate(pairs)]
+        return Genotype(space=self.name or "darts", cells=out)
