@@ -41,7 +41,7 @@ class ComponentRef(_Strict):
 class SearchSettings(_Strict):
     """The search schedule shared by every optimizer."""
 
-    epochs: int = Field(default=5, ge=0, description="search epochs (the papers use 50)")
+    epochs: int = Field(default=4, ge=0, description="search epochs (the papers use 50)")
     batch_size: int = Field(default=64, ge=1)
     val_batch_size: int | None = Field(default=None, ge=1, description="architecture batch (default: batch_size)")
     steps_per_epoch: int | None = Field(default=None, ge=1, description="cap on steps per epoch")

@@ -83,6 +83,17 @@ def nasfw_register_proxies(register: Any) -> None:
 
 
 @hookspec
+def nasfw_register_genotypes(register: Any) -> None:
+    """Register published genotypes (the zoo): ``register("darts-v2", {"space": "darts", "genotype": Genotype,
+    "source": "citation"})``. The space that owns the cells ships them."""
+
+
+@hookspec
+def nasfw_register_protocols(register: Any) -> None:
+    """Register final-training protocols (pydantic models of hyperparameters) used by ``nasfw eval``."""
+
+
+@hookspec
 def nasfw_register_commands(cli: Any) -> None:
     """Add click sub-commands to the ``nasfw`` group."""
 

@@ -37,6 +37,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "lr_schedule": ("nasfw_register_lr_schedules", "LR schedule"),
     "benchmark": ("nasfw_register_benchmarks", "benchmark"),
     "proxy": ("nasfw_register_proxies", "proxy"),
+    "genotype": ("nasfw_register_genotypes", "zoo genotype"),
+    "protocol": ("nasfw_register_protocols", "training protocol"),
 }
 
 #: CLI flag of each kind, for error messages.
