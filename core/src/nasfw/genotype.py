@@ -81,3 +81,12 @@ class Genotype(BaseModel):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise GenotypeError(f"{path}: not valid JSON ({exc}); a genotype is a JSON file") from None
         return cls.from_dict(data, source=str(path))
+
+
+class ZooEntry(BaseModel):
+    """A published genotype shipped by a plugin: the cells are a fact, so say where they come from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    genotype: Genotype
+    source: str = Field(min_length=1, description="paper / repository file the cells were transcribed from")
+    notes: str = ""

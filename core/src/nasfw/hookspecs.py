@@ -84,8 +84,8 @@ def nasfw_register_proxies(register: Any) -> None:
 
 @hookspec
 def nasfw_register_genotypes(register: Any) -> None:
-    """Register published genotypes (the zoo): ``register("darts-v2", {"space": "darts", "genotype": Genotype,
-    "source": "citation"})``. The space that owns the cells ships them."""
+    """Register published genotypes (the zoo) as :class:`~nasfw.genotype.ZooEntry`:
+    ``register("darts-v2", ZooEntry(genotype=..., source="Liu et al. 2019, genotypes.py"))``."""
 
 
 @hookspec
