@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from nasfw import hookimpl
-from nasfw.builtin import datasets, schedules, weightings
+from nasfw.builtin import datasets, optimizers, schedules, weightings
 
 
 @hookimpl
@@ -31,3 +31,8 @@ def nasfw_register_lr_schedules(register: Any) -> None:
     register("constant", schedules.Constant, description="constant learning rate")
     register("exponential", schedules.Exponential, description="lr * gamma^epoch (DARTS ImageNet: 0.97)")
     register("linear", schedules.Linear, description="linear decay to min_lr")
+
+
+@hookimpl
+def nasfw_register_optimizers(register: Any) -> None:
+    register("none", optimizers.NoTraining, description="training-free: no search epochs (FreeDARTS-style selection)")
