@@ -31,7 +31,8 @@ class DartsConfig(StrictModel):
 
 
 def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), y)
+    """Cross-entropy in at least fp32 (logits may be bf16 under autocast; fp64 stays fp64)."""
+    return F.cross_entropy(logits if logits.dtype == torch.float64 else logits.float(), y)
 
 
 class DartsOptimizer(Optimizer):

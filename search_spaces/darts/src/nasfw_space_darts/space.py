@@ -25,7 +25,7 @@ CELLS = ("normal", "reduce")
 
 
 class DartsConfig(StrictModel):
-    layers: int = Field(default=8, ge=3, description="cells in the search supernet")
+    layers: int = Field(default=8, ge=2, description="cells in the search supernet (reductions at 1/3 and 2/3)")
     init_channels: int = Field(default=16, ge=2, description="C of the first cell")
     steps: int = Field(default=4, ge=1, description="intermediate nodes per cell")
     keep_inputs: int = Field(default=2, ge=1, description="inputs each node keeps in a genotype")
