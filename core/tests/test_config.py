@@ -52,7 +52,7 @@ def test_bad_files_give_one_line_errors(tmp_path, text, fragment):
 
 
 def test_unknown_setting_suggests_closest():
-    with pytest.raises(ConfigError, match="Did you mean 'epochs'|'epochs'"):
+    with pytest.raises(ConfigError, match="epochs"):
         merge_config(None, {}, ["search.epoch=3"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nasfw.errors import ConfigError, PluginError, UnknownComponentError
 from nasfw.registry import Registry
 
@@ -92,7 +93,7 @@ def test_option_typo_names_option_component_and_allowed_fields(fresh_registry):
 
 def test_presets_follow_base_and_merge_params(fresh_registry):
     reg = fresh_registry()
-    name, cls, cfg = reg.resolve("optimizer", "darts-2nd")
+    name, _, cfg = reg.resolve("optimizer", "darts-2nd")
     assert name == "darts-2nd" and cfg.unrolled is True
     _, _, cfg = reg.resolve("optimizer", {"name": "darts-2nd", "params": {"arch_lr": 1e-2}})
     assert cfg.unrolled is True and cfg.arch_lr == 1e-2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -164,10 +165,8 @@ def config_schema(kind: str | None, name: str | None) -> None:
 
 
 def _add_plugin_commands() -> None:
-    try:
+    with contextlib.suppress(NasfwError):
         get_registry().add_commands(cli)
-    except NasfwError:
-        pass
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -232,6 +232,7 @@ class SearchSpace(Component):
         """Genotypes at the smallest distance (one op changed on one chosen edge, by default)."""
         table = self.op_table()
         decisions = self.decisions()
+        members = set(self.members) if self.members is not None else None
         for cell, edges in genotype.cells.items():
             index = {(e.node, e.input): i for i, e in enumerate(decisions[cell])}
             for j, ge in enumerate(edges):
@@ -242,9 +243,8 @@ class SearchSpace(Component):
                     new_edges = list(edges)
                     new_edges[j] = GenotypeEdge(node=ge.node, input=ge.input, op=op)
                     cand = genotype.model_copy(update={"cells": {**genotype.cells, cell: new_edges}})
-                    if self.members is None or cand in set(self.members):
-                        if self._valid(cand):
-                            yield cand
+                    if (members is None or cand in members) and self._valid(cand):
+                        yield cand
 
     def _valid(self, genotype: Genotype) -> bool:
         try:

@@ -67,7 +67,8 @@ def check_writable(out_dir: Path, min_free_mb: int = 50) -> None:
         probe.write_bytes(b"x" * 1024)
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}; choose another with --out")
+        raise ConfigError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}; "
+                          f"choose another with --out") from None
     free = shutil.disk_usage(out_dir).free / 2**20
     if free < min_free_mb:
         raise ConfigError(f"output directory {out_dir} has only {free:.0f} MB free (need {min_free_mb} MB); "
@@ -104,6 +105,9 @@ class Run:
     timings: dict[str, float] = field(default_factory=dict)
     extra_summary: dict[str, Any] = field(default_factory=dict)
     last_checkpoint: str | None = None
+    #: running sums of this epoch's step metrics (checkpointed so a resumed epoch averages the same)
+    epoch_sums: dict[str, Any] = field(default_factory=dict)
+    epoch_count: int = 0
 
     def __post_init__(self) -> None:
         self.metrics_log = JsonLines(self.out_dir / "metrics.jsonl")
@@ -177,6 +181,8 @@ class Run:
             "logs": {"metrics": self.metrics_log.position(), "alphas": self.alphas_log.position()},
             "timings": dict(self.timings),
             "extra_summary": json.loads(json.dumps(self.extra_summary, default=str)),
+            "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()},
+            "epoch_count": self.epoch_count,
         }
         path = self.out_dir / "checkpoint.pt"
         save_atomic(state, path)
@@ -309,6 +315,8 @@ def _restore(run: Run, state: dict[str, Any]) -> None:
     run.phase, run.epoch, run.global_step = state["phase"], state["epoch"], state["global_step"]
     run.timings.update(state.get("timings", {}))
     run.extra_summary.update(state.get("extra_summary", {}))
+    run.epoch_sums = dict(state.get("epoch_sums", {}))
+    run.epoch_count = state.get("epoch_count", 0)
     run.metrics_log.truncate(state["logs"]["metrics"])
     run.alphas_log.truncate(state["logs"]["alphas"])
     set_rng_state(state["rng"])
@@ -331,15 +339,14 @@ def _search(run: Run) -> None:
             epoch = run.epoch
             opt.epoch_start(epoch)
             run.progress.describe(f"search epoch {epoch + 1}/{cfg.search.epochs}")
-            sums: dict[str, Any] = {}
-            count = 0
+            sums = run.epoch_sums
             while data.train.offset < steps_per_epoch and data.train.epoch == epoch:
                 batch = data.train.next()
                 val_batch = data.val.next()
                 run.supernet.train()
                 metrics = opt.step(run.to_device(batch), run.to_device(val_batch))
                 run.global_step += 1
-                count += 1
+                run.epoch_count += 1
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
                 if run.global_step % 10 == 0 or data.train.offset >= steps_per_epoch:
@@ -357,7 +364,8 @@ def _search(run: Run) -> None:
             if data.train.epoch == epoch:
                 data.train.epoch, data.train.offset, data.train._it = epoch + 1, 0, None
             extra = opt.epoch_end(epoch)
-            ep = {f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()}
+            ep = {f"train_{k}": float(v) / max(run.epoch_count, 1) for k, v in sums.items()}
+            run.epoch_sums, run.epoch_count = {}, 0
             ep.update({k: float(v) for k, v in (extra or {}).items()})
             val = run.evaluate(run.eval_batches("val", cfg.search.eval_batches))
             ep.update({"val_acc": val["acc"], "val_loss": val["loss"]})
@@ -494,4 +502,4 @@ def resume_search(run_dir: str | Path, registry: Registry | None = None, quiet: 
     return run, execute(run, state)
 
 
-__all__ = ["Run", "DataError", "execute", "prepare", "resume_search", "run_search"]
+__all__ = ["DataError", "Run", "execute", "prepare", "resume_search", "run_search"]

@@ -17,7 +17,8 @@ def nasfw_register_datasets(register: Any) -> None:
     register("cifar10", datasets.CIFAR10, description="CIFAR-10 through torchvision")
     register("cifar100", datasets.CIFAR100, description="CIFAR-100 through torchvision")
     register("svhn", datasets.SVHN, description="SVHN through torchvision")
-    register("image-folder", datasets.ImageFolderData, description="ImageFolder layout: DIR/train/<class>/*, DIR/test/<class>/*")
+    register("image-folder", datasets.ImageFolderData,
+             description="ImageFolder layout: DIR/train/<class>/*, DIR/test/<class>/*")
 
 
 @hookimpl

@@ -110,7 +110,7 @@ class DartsOptimizer(Optimizer):
         """∇_α L_val(w, α)."""
         x, y = val_batch
         loss = _ce(self.supernet(x), y)
-        return list(torch.autograd.grad(loss, self.alphas)), loss
+        return list(torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True)), loss
 
     def unrolled_alpha_grad(self, train_batch: Batch, val_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
         """∇_α L_val(w', α) − ξ (∇_α L_tr(w⁺) − ∇_α L_tr(w⁻)) / 2ε, with w' = w − ξ(∇_w L_tr + μm + λw)."""
@@ -123,7 +123,7 @@ class DartsOptimizer(Optimizer):
         x_tr, y_tr = train_batch
         # 1. virtual step
         loss_tr = _ce(net(x_tr), y_tr)
-        g_w = torch.autograd.grad(loss_tr, self.weights)
+        g_w = torch.autograd.grad(loss_tr, self.weights, allow_unused=True, materialize_grads=True)
         w_prime = []
         with torch.no_grad():
             for p, g in zip(self.weights, g_w):
@@ -136,7 +136,7 @@ class DartsOptimizer(Optimizer):
         params = dict(zip(names, w_prime))
         params.update(dict(zip(arch_names, self.alphas)))
         loss_val = _ce(functional_call(net, (params, buffers), (x_val,)), y_val)
-        grads = torch.autograd.grad(loss_val, [*self.alphas, *w_prime])
+        grads = torch.autograd.grad(loss_val, [*self.alphas, *w_prime], allow_unused=True, materialize_grads=True)
         d_alpha, v = list(grads[: len(self.alphas)]), grads[len(self.alphas):]
         # 3. finite-difference Hessian-vector product at w ± εv
         eps = c.fd_r / torch.sqrt(sum((g.detach() ** 2).sum() for g in v))
@@ -154,7 +154,7 @@ class DartsOptimizer(Optimizer):
         params.update(dict(zip(arch_names, self.alphas)))
         x, y = batch
         loss = _ce(functional_call(self.supernet, (params, dict(buffers)), (x,)), y)
-        return torch.autograd.grad(loss, self.alphas)
+        return torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True)
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
