@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 import torch
+from pydantic import BaseModel
 from torch import nn
 
 from nasfw import testing as kit
 from nasfw.builtin.weightings import Softmax
-from nasfw.components import LRSchedule, Optimizer, Selector, Shrinker, ShrunkSpace, StrictModel
+from nasfw.components import LRSchedule, Optimizer, Selector, Shrinker, ShrunkSpace
 from nasfw.errors import DataError, NasfwError
 from nasfw.genotype import Genotype, GenotypeEdge
 from nasfw.registry import get_registry
@@ -32,7 +33,7 @@ KNOWN_TEXT_ROUND_TRIP = {"darts": "DartsSpace.parse reads the reference code's G
                                   "format() writes"}
 
 #: Config fields that size a supernet or network, and the tiny value the contract tests use
-_TINY_FIELDS = {"layers": 2, "init_channels": 4, "channels": 4, "C": 4, "width": 4, "stem_channels": 4,
+_TINY_FIELDS = {"layers": 3, "init_channels": 4, "channels": 4, "C": 4, "width": 4, "stem_channels": 4,
                 "num_cells": 1, "cells": 1, "stages": 2, "N": 1}
 
 
@@ -169,8 +170,9 @@ def test_contract_protocol(name: str) -> None:
     _skip_placeholder(name)
     proto = REG.get("protocol", name)
     model = proto if isinstance(proto, type) else type(proto)
-    assert issubclass(model, StrictModel.__mro__[1]), f"protocol '{name}' must be a pydantic model"
-    model.model_validate(model().model_dump(mode="json") if isinstance(proto, type) else proto.model_dump())
+    assert isinstance(model, type) and issubclass(model, BaseModel), f"protocol '{name}' must be a pydantic model"
+    inst = model() if isinstance(proto, type) else proto
+    assert model.model_validate(inst.model_dump(mode="json")) == inst, "a protocol must survive its JSON form"
 
 
 # =========================================================================== the kit's own toys
@@ -215,7 +217,9 @@ def test_kit_catches_space_whose_discretize_leaves_the_space() -> None:
     class Broken(ToyCellSpace):
         def discretize(self, scores: dict[str, torch.Tensor]) -> Genotype:
             g = super().discretize(scores)
-            return Genotype(space=g.space, cells={"cell": g.cells["cell"][:1]})  # drops required edges
+            first = g.cells["cell"][0]  # an op that is not a candidate of the edge
+            return Genotype(space=g.space, cells={"cell": [first.model_copy(update={"op": "max_pool_3x3"}),
+                                                           *g.cells["cell"][1:]]})
 
     _raises(kit.check_search_space, Broken, match="discretize")
 
@@ -281,10 +285,11 @@ def test_kit_catches_state_missing_from_checkpoint() -> None:
 
 def test_kit_catches_selector_ignoring_the_shrunk_space() -> None:
     class Broken(Selector):
-        """Always the all-avg_pool cell, which the kit's shrinker removes."""
+        """Puts avg_pool on the first edge, which the kit's shrinker removes (fine in the full toy spaces)."""
 
         def select(self, supernet: Any, space: Any, run: Any) -> Genotype:
-            edges = [GenotypeEdge(node=n, input=i, op="avg_pool_3x3") for n, i in ((1, 0), (2, 0), (2, 1))]
+            edges = space.discretize(supernet.strengths()).cells["cell"]
+            edges = [e.model_copy(update={"op": "avg_pool_3x3"}) if e.node == 1 else e for e in edges]
             return Genotype(space=space.name, cells={"cell": edges})
 
     _raises(kit.check_selector, Broken, match="shrunk by kit-drop-one")
