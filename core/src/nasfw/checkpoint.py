@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,10 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
                 state = _load(prev, map_location)
             except CheckpointError:
                 raise first from None
-            import warnings
-
-            warnings.warn(f"{first}; resuming from the previous good checkpoint {prev}", stacklevel=2)
+            # keep the bad file for inspection, out of the way of the next atomic save (which would
+            # otherwise rotate it over the good previous checkpoint)
+            os.replace(path, path.with_name(path.stem + ".corrupt" + path.suffix))
+            print(f"warning: {first}; resuming from the previous good checkpoint {prev}", file=sys.stderr)
             return state
         raise
 

@@ -340,6 +340,7 @@ def _search(run: Run) -> None:
             opt.epoch_start(epoch)
             run.progress.describe(f"search epoch {epoch + 1}/{cfg.search.epochs}")
             sums = run.epoch_sums
+            pending: list[tuple[int, torch.Tensor]] = []
             while data.train.offset < steps_per_epoch and data.train.epoch == epoch:
                 batch = data.train.next()
                 val_batch = data.val.next()
@@ -347,11 +348,16 @@ def _search(run: Run) -> None:
                 metrics = opt.step(run.to_device(batch), run.to_device(val_batch))
                 run.global_step += 1
                 run.epoch_count += 1
+                if "loss" in metrics:  # flag non-finite losses on device; read at the next check (no sync now)
+                    pending.append((run.global_step, torch.isfinite(torch.as_tensor(metrics["loss"])).all()))
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
                 if run.global_step % 10 == 0 or data.train.offset >= steps_per_epoch:
                     step_metrics = {k: float(v) for k, v in metrics.items()}
-                    run.check_finite(step_metrics, f"epoch {epoch + 1}, step {run.global_step}")
+                    first_bad = _first_non_finite(pending)
+                    pending.clear()
+                    run.check_finite(step_metrics if first_bad is None else {"loss": math.nan},
+                                     f"epoch {epoch + 1}, step {first_bad or run.global_step}")
                     run.log({"kind": "step", **step_metrics})
                     run.progress.advance(" ".join(f"{k}={v:.4g}" for k, v in step_metrics.items()
                                                   if k in ("loss", "acc")))
@@ -383,6 +389,16 @@ def _search(run: Run) -> None:
                 f"{k}={v:.4f}" for k, v in ep.items() if k in ("train_loss", "train_acc", "val_loss", "val_acc")))
             run.registry.epoch_end(run, epoch + 1, ep)
             run.checkpoint()
+
+
+def _first_non_finite(pending: list[tuple[int, torch.Tensor]]) -> int | None:
+    """The first step whose loss was not finite, with one host sync for all pending steps."""
+    if not pending:
+        return None
+    ok = torch.stack([flag for _, flag in pending]).cpu()
+    if bool(ok.all()):
+        return None
+    return pending[int((~ok).nonzero()[0])][0]
 
 
 def _benchmark(run: Run, genotype: Genotype) -> dict[str, Any] | None:
