@@ -118,7 +118,8 @@ class NB201Benchmark(Benchmark):
         api_file: str | None = Field(default=None, description="official NAS-Bench-201 .pth file; "
                                      "used instead of the CSV (needs the nas-bench-201 package)")
 
-    def query(self, genotype: Genotype) -> dict[str, Any]:  # type: ignore[override]
+    def query(self, genotype: Genotype) -> dict[str, float]:
+        """``index`` (the benchmark's architecture index) and ``<dataset>_test_acc`` in percent."""
         arch = to_string(ops_of(genotype))
         if self.config.api_file:
             api = load_api(Path(self.config.api_file))
@@ -126,12 +127,10 @@ class NB201Benchmark(Benchmark):
             if index < 0:
                 raise DataError(f"cell {arch} is not in {self.config.api_file}")
             accs = {k: _api_accuracy(api, index, ds) for k, ds in API_DATASETS.items()}
-            source = str(self.config.api_file)
         else:
             path = Path(self.config.path).expanduser() if self.config.path else default_table_path()
             table = load_table(path)
             if arch not in table:
                 raise DataError(f"cell {arch} is not in the NB201 table {_csv_file(path)} (is the table complete?)")
             index, accs = table[arch]
-            source = str(_csv_file(path))
-        return {"arch": arch, "index": index, **{f"{k}_test_acc": v for k, v in accs.items()}, "source": source}
+        return {"index": index, **{f"{k}_test_acc": v for k, v in accs.items()}}

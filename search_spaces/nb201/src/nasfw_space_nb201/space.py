@@ -42,6 +42,7 @@ class NB201Space(SearchSpace):
 
     Config = NB201Config
     config: NB201Config
+    name = "nb201"  # the registry sets the name users typed; this default serves direct construction
 
     @property
     def _space_name(self) -> str:
