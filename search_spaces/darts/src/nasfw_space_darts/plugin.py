@@ -7,11 +7,14 @@ from typing import Any
 from nasfw import hookimpl
 from nasfw_space_darts.ops import OPS
 from nasfw_space_darts.space import DartsSpace
+from nasfw_space_darts.variants import PRESETS
 
 
 @hookimpl
 def nasfw_register_search_spaces(register: Any) -> None:
     register("darts", DartsSpace, description="DARTS cell space: 8 ops, 4 nodes, 14 edges per cell")
+    for name, preset in PRESETS.items():
+        register(name, preset, description=preset.description)
 
 
 @hookimpl
