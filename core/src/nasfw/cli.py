@@ -70,8 +70,7 @@ def _resolved(config: RunConfig) -> RunConfig:
     for key, kind in COMPONENT_KEYS.items():
         ref = getattr(config, key)
         if ref is not None:
-            _, _, resolved = reg.resolve(kind, ref)
-            ref.params = resolved.model_dump(mode="json")
+            ref.params = reg.validate(kind, ref).model_dump(mode="json")
     return config
 
 

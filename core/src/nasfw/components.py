@@ -54,6 +54,10 @@ class Component:
         self.config = config if config is not None else self.Config()
         self.ctx = ctx
 
+    def check(self) -> None:
+        """Cheap checks beyond the config model (e.g. that named ops are registered), run by
+        ``nasfw config validate`` and before a run touches data; raise a NasfwError. Constructors stay cheap."""
+
     def state_dict(self) -> dict[str, Any]:
         """State to checkpoint (beyond the supernet's own parameters)."""
         return {}

@@ -237,8 +237,7 @@ def prepare(config: RunConfig, registry: Registry | None = None, out_dir: Path |
     for key, kind in COMPONENT_KEYS.items():
         ref = getattr(config, key)
         if ref is not None:
-            _, _, resolved = registry.resolve(kind, ref)
-            ref.params = resolved.model_dump(mode="json")
+            ref.params = registry.validate(kind, ref).model_dump(mode="json")
     device = resolve_device(config.device)
     out = Path(out_dir or config.out or default_out_dir(config))
     check_writable(out)

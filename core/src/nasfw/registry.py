@@ -251,7 +251,22 @@ class Registry:
             raise ConfigError(
                 f"invalid option for {KINDS[kind][1]} '{name}': {_first_error(exc)}. Allowed options: {fields}"
             ) from None
+        self._check_nested(name, kind, config)
         return name, obj, config
+
+    def _check_nested(self, owner: str, owner_kind: str, config: BaseModel) -> None:
+        """Validate component references inside a component's config (e.g. a DARTS optimizer's
+        ``lr_schedule``) now, not epochs later: a field named after a kind must name one of that kind."""
+        from nasfw.config import ComponentRef
+
+        for field_name in type(config).model_fields:
+            value = getattr(config, field_name)
+            kind = {"space": "search_space"}.get(field_name, field_name)
+            if isinstance(value, ComponentRef) and kind in KINDS:
+                try:
+                    self.resolve(kind, value)
+                except (ConfigError, UnknownComponentError) as exc:
+                    raise ConfigError(f"{KINDS[owner_kind][1]} '{owner}' option '{field_name}': {exc}") from None
 
     def create(self, kind: str, ref: Any, ctx: Context | None = None) -> Any:
         """Build a component from a name or ``{name, params}``."""
@@ -269,6 +284,20 @@ class Registry:
             ) from exc
         inst.name = name
         return inst
+
+    def validate(self, kind: str, ref: Any, ctx: Context | None = None) -> BaseModel:
+        """Resolve, build and :meth:`~nasfw.components.Component.check` a component; its validated config."""
+        _, _, config = self.resolve(kind, ref)
+        inst = self.create(kind, ref, ctx)
+        try:
+            inst.check()
+        except Exception as exc:
+            from nasfw.errors import NasfwError
+
+            if isinstance(exc, NasfwError):
+                raise
+            raise PluginError(f"{KINDS[kind][1]} '{inst.name}' failed its checks: {type(exc).__name__}: {exc}") from exc
+        return config
 
     def versions(self, names: dict[str, str | None]) -> dict[str, dict[str, str]]:
         """``{kind: {name, distribution, version}}`` for a run's summary."""

@@ -111,6 +111,9 @@ class DartsSpace(SearchSpace):
             raise ConfigError(f"operation '{impl}' is unknown without a registry")
         return OPS[impl]
 
+    def check(self) -> None:
+        self._check_ops()
+
     def _check_ops(self) -> None:
         for rows in self.edge_ops().values():
             for row in rows:
