@@ -20,8 +20,7 @@ def _main(capsys, args: list[str]) -> tuple[int, str]:
         code = 0
     except SystemExit as exc:
         code = exc.code
-    out, err = capsys.readouterr()
-    return code, err
+    return code, capsys.readouterr().err
 
 
 def _assert_clean_error(code: int, err: str, args: list[str]) -> None:
