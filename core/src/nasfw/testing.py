@@ -30,7 +30,7 @@ import random
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -913,10 +913,12 @@ def check_selector(selector: Any, params: dict[str, Any] | None = None, *, optim
     for sp_name, sp_params, shrinker in variants:
         found = []
         for _ in range(2 if deterministic else 1):
-            with warnings.catch_warnings(), stage(space=sp_name, space_params=sp_params, optimizer=optimizer,
-                                                 selector=ref, shrinker=shrinker, registry=reg, steps=steps,
-                                                 seed=seed) as run:
-                warnings.filterwarnings("ignore", message=".*searches a product space.*")
+            with ExitStack() as stack:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*searches a product space.*")  # intended here
+                    run = stack.enter_context(stage(space=sp_name, space_params=sp_params, optimizer=optimizer,
+                                                    selector=ref, shrinker=shrinker, registry=reg, steps=steps,
+                                                    seed=seed))
                 _require(isinstance(run.selector, Selector), who, "must subclass nasfw.components.Selector")
                 if run.optimizer.trains:
                     run.optimizer.epoch_start(0)
