@@ -710,8 +710,11 @@ def check_search_space(space: Any, params: dict[str, Any] | None = None, *, shap
     net.zero_grad(set_to_none=True)
 
     net.eval()
+    # every comparison below re-seeds the global RNG first, so stochastic ops (RobustDARTS' noise) compare too
+    torch.manual_seed(seed)
     with torch.no_grad():
         full = _logits(net(x))
+    torch.manual_seed(seed)
     full_grad = _logits(net(x)).detach()
     _require(torch.allclose(full, full_grad, rtol=1e-4, atol=1e-5), who,
              "forward with and without autograd must agree (skipping zero-weight ops must not change the output)")
@@ -720,6 +723,7 @@ def check_search_space(space: Any, params: dict[str, Any] | None = None, *, shap
     saved = {k: m.clone() for k, m in net.masks().items()}
     for cell in enc:
         net.set_mask(cell, enc[cell].bool() & saved[cell])
+    torch.manual_seed(seed)
     masked = _logits(net(x))
     masked.sum().backward()
     for cell, a in net.arch_parameters().items():
@@ -729,6 +733,7 @@ def check_search_space(space: Any, params: dict[str, Any] | None = None, *, shap
     net.zero_grad(set_to_none=True)
     for cell, m in saved.items():
         net.set_mask(cell, m)
+    torch.manual_seed(seed)
     with torch.no_grad(), net.override_weights(enc):
         overridden = _logits(net(x))
     _require(torch.allclose(masked.detach(), overridden, rtol=1e-4, atol=1e-5), who,
@@ -741,6 +746,7 @@ def check_search_space(space: Any, params: dict[str, Any] | None = None, *, shap
     twin = _build_supernet(sp, shape, weighting)
     twin.load_state_dict(net.state_dict())
     twin.eval()
+    torch.manual_seed(seed)
     with torch.no_grad():
         _require(torch.allclose(_logits(twin(x)), full, rtol=1e-5, atol=1e-6), who,
                  "a supernet loaded from another's state_dict must compute the same output")
