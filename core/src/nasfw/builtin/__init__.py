@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from nasfw import hookimpl
-from nasfw.builtin import datasets, optimizers, schedules, weightings
+from nasfw.builtin import datasets, datasets_imagenet, optimizers, schedules, weightings
 
 
 @hookimpl
@@ -19,6 +19,8 @@ def nasfw_register_datasets(register: Any) -> None:
     register("svhn", datasets.SVHN, description="SVHN through torchvision")
     register("image-folder", datasets.ImageFolderData,
              description="ImageFolder layout: DIR/train/<class>/*, DIR/test/<class>/*")
+    register("imagenet16-120", datasets_imagenet.ImageNet16, description="NB201's 16x16 ImageNet, classes 1-120")
+    register("imagenet", datasets_imagenet.ImageNet, description="ImageNet tree (train/, val/) with DARTS transforms")
 
 
 @hookimpl
