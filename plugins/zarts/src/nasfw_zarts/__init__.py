@@ -1,0 +1,1 @@
+"""ZARTS zero-order architecture optimizers (RS, MGS, GLD) for nasfw."""
