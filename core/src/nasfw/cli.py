@@ -17,6 +17,7 @@ from nasfw import __version__
 from nasfw.config import COMPONENT_KEYS, RunConfig, dump_config, merge_config
 from nasfw.errors import NasfwError
 from nasfw.registry import KINDS, get_registry
+from nasfw.shrink_cmd import shrink as shrink_command
 
 
 def _run_options(fn: Callable) -> Callable:
@@ -161,6 +162,9 @@ def config_schema(kind: str | None, name: str | None) -> None:
         click.echo(json.dumps(cls.Config.model_json_schema(), indent=2))
         return
     click.echo(json.dumps(RunConfig.model_json_schema(), indent=2))
+
+
+cli.add_command(shrink_command)
 
 
 def _add_plugin_commands() -> None:
