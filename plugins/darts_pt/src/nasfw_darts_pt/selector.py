@@ -1,0 +1,327 @@
+"""Perturbation-based architecture selection (DARTS-PT, Wang et al., ICLR 2021).
+
+An op's strength is how much the trained supernet's validation accuracy drops when that op alone is
+switched off on its edge (its mixing weight zeroed, the others not renormalised). Edges are decided one
+at a time in random order (per round: every cell type, in the space's order — DARTS: normal, then
+reduce); a decided edge carries a one-hot weight. With a topology rule (DARTS: each node keeps 2
+inputs) the nodes are then decided one at a time: the input edge whose removal leaves the highest
+accuracy is dropped until ``keep`` remain. Between rounds the supernet is fine-tuned with the run's own
+optimizer (α trained, or frozen for the fixed-α variant) at a constant learning rate.
+
+Only core interfaces are used: the supernet's mask buffers (decisions), ``override_weights`` (the
+perturbed evaluations, which never rebuild modules), the space's ``topology()``/``discretize()`` and the
+run's data, ``evaluate`` and ``checkpoint``. Decisions, tuning progress, the RNG and the cost so far are
+in :meth:`state_dict`, so a killed selection resumes at the last decision or tuning epoch.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from nasfw.components import EdgeWeighting, Optimizer, SearchSpace, Selector, StrictModel
+from nasfw.errors import ConfigError
+from nasfw.genotype import Genotype
+from nasfw.supernet import Supernet
+
+Criterion = Literal["acc", "loss"]
+
+
+class PerturbConfig(StrictModel):
+    criterion: Criterion = Field(default="acc", description="op choice: lowest accuracy ('acc') or highest loss "
+                                                            "('loss') after removing the op")
+    topology: Literal["auto", "on", "off"] = Field(
+        default="auto", description="decide node inputs by perturbation (auto: when the space has a topology rule)")
+    topology_criterion: Criterion | None = Field(default=None, description="criterion of topology (default: criterion)")
+    edge_order: Literal["random", "sequential"] = Field(
+        default="random", description="order of undecided edges and nodes (published: random)")
+    tune_epochs: int = Field(default=5, ge=0, description="fine-tuning epochs between decision rounds (proj_intv)")
+    tune_epochs_before_last: int | None = Field(
+        default=None, ge=0, description="tuning epochs before the last round (default tune_epochs; the official "
+                                        "NB201 script effectively uses 4)")
+    tune_epochs_after_last: int = Field(default=0, ge=0, description="tuning after the last decision (does not change "
+                                                                     "the genotype; the official code runs 1)")
+    tune_steps: int | None = Field(default=None, ge=1, description="steps per tuning epoch (default: the search's)")
+    tune_lr: float | None = Field(default=0.0025, gt=0, description="constant weight lr while tuning (published: "
+                                                                    "0.025/10); null keeps the optimizer's lr")
+    update_alpha: bool = Field(default=True, description="keep training α while tuning (false: fixed-α variant)")
+    eval_split: Literal["val", "train"] = Field(default="val", description="split the perturbed supernet is scored on")
+    eval_batches: int | None = Field(default=None, ge=1, description="batches per evaluation (default: whole split)")
+    bn_mode: Literal["train", "eval"] = Field(default="train", description="BN statistics during evaluations "
+                                                                           "(published: train, i.e. batch stats)")
+    cache_eval_batches: bool = Field(default=True, description="keep the evaluation batches on the device")
+    seed: int | None = Field(default=None, description="seed of the edge order (default: the run's seed)")
+
+
+class _OneHotDecided(EdgeWeighting):
+    """Wraps the supernet's weighting so a row with a single candidate left has weight exactly 1.
+
+    DARTS-PT gives decided edges a one-hot weight while α keeps training on the others; masking all but
+    the chosen op gives that for softmax, and this makes it hold for any weighting (raw α, Max-W).
+    """
+
+    def __init__(self, inner: Any):
+        super().__init__()
+        self.inner = inner
+        self.name = getattr(inner, "name", "")
+
+    def __call__(self, alpha: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        w = self.inner(alpha, mask)
+        single = mask.sum(dim=-1, keepdim=True) == 1
+        return torch.where(single, mask.to(w.dtype), w)
+
+    def strength(self, alpha: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.inner.strength(alpha, mask)
+
+
+class PerturbSelector(Selector):
+    """DARTS-PT: keep the op (and inputs) whose removal hurts the supernet most, fine-tuning in between."""
+
+    Config = PerturbConfig
+    config: PerturbConfig
+
+    def __init__(self, config: Any = None, ctx: Any = None):
+        super().__init__(config, ctx)
+        self.state: dict[str, Any] = {}
+
+    # -- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = dict(state) if state else {}
+
+    # -- plan ----------------------------------------------------------------------------
+    def _init_state(self, supernet: Supernet, space: SearchSpace) -> None:
+        c = self.config
+        masks = {k: v.detach().cpu() for k, v in supernet.masks().items()}
+        cells = [k for k in space.decisions() if k in masks]
+        op_pending = {k: [r for r in range(masks[k].shape[0]) if int(masks[k][r].sum()) > 1] for k in cells}
+        rules = space.topology()
+        use_topology = c.topology == "on" or (c.topology == "auto" and bool(rules))
+        if c.topology == "on" and not rules:
+            raise ConfigError(f"space '{space.name}' has no topology rule; set selector.topology=auto or off")
+        node_pending: dict[str, list[int]] = {k: [] for k in cells}
+        if use_topology:
+            for k in cells:
+                for i, rule in enumerate(rules.get(k, [])):
+                    live = [r for r in rule.edges if bool(masks[k][r].any())]
+                    if len(live) > rule.keep:
+                        node_pending[k].append(i)
+        n_op = max((len(v) for v in op_pending.values()), default=0)
+        n_node = max((len(v) for v in node_pending.values()), default=0)
+        seed = c.seed if c.seed is not None else (self.ctx.seed if self.ctx is not None else 0)
+        rng = random.Random(seed * 1_000_003 + 17)
+        self.state = {
+            "cells": cells, "op_pending": op_pending, "node_pending": node_pending,
+            "rounds": ["op"] * n_op + ["node"] * n_node, "round": 0, "stage": "decide", "tune_done": 0,
+            "tuning_configured": False, "tune_epoch_total": 0, "decisions": [],
+            "cost": {"seconds": 0.0, "eval_seconds": 0.0, "tune_seconds": 0.0, "evaluations": 0,
+                     "forward_batches": 0, "forward_images": 0, "tune_steps": 0},
+        }
+        self._save_rng(rng)
+
+    def _save_rng(self, rng: random.Random) -> None:
+        version, internal, gauss = rng.getstate()
+        self.state["rng"] = {"version": version, "internal": list(internal), "gauss": gauss}
+
+    def _load_rng(self) -> random.Random:
+        s = self.state["rng"]
+        rng = random.Random()
+        rng.setstate((s["version"], tuple(s["internal"]), s["gauss"]))
+        return rng
+
+    def _tune_epochs_after(self, round_index: int) -> int:
+        c = self.config
+        last = len(self.state["rounds"]) - 1
+        if round_index == last:
+            return c.tune_epochs_after_last
+        if round_index == last - 1 and c.tune_epochs_before_last is not None:
+            return c.tune_epochs_before_last
+        return c.tune_epochs
+
+    def _needs_tuning(self) -> bool:
+        return any(self._tune_epochs_after(i) > 0 for i in range(len(self.state["rounds"])))
+
+    # -- the selection -------------------------------------------------------------------
+    def select(self, supernet: Supernet, space: SearchSpace, run: Any) -> Genotype:
+        c = self.config
+        if not self.state:
+            self._init_state(supernet, space)
+        st = self.state
+        t_start = time.perf_counter() - st["cost"]["seconds"]
+        optimizer: Optimizer = run.optimizer
+        if self._needs_tuning() and not st["tuning_configured"]:
+            try:
+                optimizer.configure_tuning(c.tune_lr, c.update_alpha)
+            except NotImplementedError:
+                raise ConfigError(
+                    f"selector 'perturb' fine-tunes between decisions but optimizer '{optimizer.name}' cannot "
+                    f"(no configure_tuning); set --set selector.tune_epochs=0 or use e.g. --optimizer darts") from None
+            st["tuning_configured"] = True
+        inner = supernet.weighting
+        pin = not isinstance(inner, torch.nn.Module)  # a Module weighting is a registered child; leave it be
+        if pin:
+            supernet.weighting = _OneHotDecided(inner)
+        try:
+            batches: Any = list(run.eval_batches(c.eval_split, c.eval_batches)) if c.cache_eval_batches else None
+            rng = self._load_rng()
+            rules = space.topology()
+            while st["round"] < len(st["rounds"]):
+                kind = st["rounds"][st["round"]]
+                if st["stage"] == "decide":
+                    for cell in st["cells"]:
+                        pending = st["op_pending" if kind == "op" else "node_pending"][cell]
+                        if not pending:
+                            continue
+                        pick = rng.choice(sorted(pending)) if c.edge_order == "random" else min(pending)
+                        pending.remove(pick)
+                        if kind == "op":
+                            self._decide_op(supernet, run, cell, pick, batches)
+                        else:
+                            self._decide_node(supernet, run, cell, rules[cell][pick], batches)
+                    self._save_rng(rng)
+                    st["stage"], st["tune_done"] = "tune", 0
+                    self._checkpoint(run, t_start)
+                while st["tune_done"] < self._tune_epochs_after(st["round"]):
+                    self._tune_epoch(supernet, run)
+                    st["tune_done"] += 1
+                    self._checkpoint(run, t_start)
+                st["round"] += 1
+                st["stage"], st["tune_done"] = "decide", 0
+            genotype = space.discretize(self._final_scores(supernet, space))
+        finally:
+            if pin:
+                supernet.weighting = inner
+        st["cost"]["seconds"] = time.perf_counter() - t_start
+        run.extra_summary["selection"] = {"selector": "perturb", **{k: (round(v, 3) if isinstance(v, float) else v)
+                                                                    for k, v in st["cost"].items()},
+                                          "decisions": len(st["decisions"])}
+        return genotype
+
+    def _checkpoint(self, run: Any, t_start: float) -> None:
+        self.state["cost"]["seconds"] = time.perf_counter() - t_start
+        run.timings["selection_seconds"] = self.state["cost"]["seconds"]
+        run.checkpoint()
+
+    # -- decisions -----------------------------------------------------------------------
+    def _evaluate(self, supernet: Supernet, run: Any, cell: str, weights: torch.Tensor, batches: Any) -> dict:
+        c = self.config
+        t0 = time.perf_counter()
+        data = batches if batches is not None else run.eval_batches(c.eval_split, c.eval_batches)
+        with supernet.override_weights({cell: weights}):
+            res = run.evaluate(data, train_mode=c.bn_mode == "train")
+        cost = self.state["cost"]
+        cost["eval_seconds"] += time.perf_counter() - t0
+        cost["evaluations"] += 1
+        cost["forward_images"] += int(res["n"])
+        cost["forward_batches"] += len(batches) if batches is not None else -(-int(res["n"]) // run.data.val.batch_size)
+        return res
+
+    def _base_weights(self, supernet: Supernet, cell: str) -> torch.Tensor:
+        with torch.no_grad():
+            return supernet.mixing_weights()[cell].detach().clone()
+
+    def _decide_op(self, supernet: Supernet, run: Any, cell: str, row: int, batches: Any) -> None:
+        """Score each available op of the row by the supernet with that op alone zeroed; keep the worst-off."""
+        crit = self.config.criterion
+        base = self._base_weights(supernet, cell)
+        mask = supernet.mask(cell).detach().cpu().clone()
+        cols = mask[row].nonzero().flatten().tolist()
+        scores: list[float] = []
+        for col in cols:
+            w = base.clone()
+            w[row, col] = 0.0
+            scores.append(float(self._evaluate(supernet, run, cell, w, batches)[crit]))
+        # acc: lowest accuracy wins, loss: highest loss wins; ties go to the lower op index (strict compare)
+        best = 0
+        for i in range(1, len(scores)):
+            if (scores[i] < scores[best]) if crit == "acc" else (scores[i] > scores[best]):
+                best = i
+        chosen = cols[best]
+        mask[row] = False
+        mask[row, chosen] = True
+        supernet.set_mask(cell, mask)
+        self._record(run, {"kind": "op", "cell": cell, "row": row, "chosen": chosen, "candidates": cols,
+                           crit: scores})
+
+    def _decide_node(self, supernet: Supernet, run: Any, cell: str, rule: Any, batches: Any) -> None:
+        """Drop the input edge whose removal leaves the best supernet, until ``rule.keep`` remain."""
+        crit = self.config.topology_criterion or self.config.criterion
+        mask = supernet.mask(cell).detach().cpu().clone()
+        edges = [r for r in rule.edges if bool(mask[r].any())]
+        removed, history = [], []
+        while len(edges) > rule.keep:
+            base = self._base_weights(supernet, cell)  # as the reference: earlier removals stay active here
+            worst, worst_score = None, 0.0
+            scores = []
+            for r in edges:
+                w = base.clone()
+                w[r] = 0.0
+                s = float(self._evaluate(supernet, run, cell, w, batches)[crit])
+                scores.append(s)
+                # acc: highest accuracy after removal = least important; loss: lowest loss. Ties: later edge.
+                if worst is None or ((s >= worst_score) if crit == "acc" else (s <= worst_score)):
+                    worst, worst_score = r, s
+            history.append({"edges": list(edges), crit: scores})
+            edges.remove(worst)
+            removed.append(worst)
+        for r in removed:
+            mask[r] = False
+        supernet.set_mask(cell, mask)
+        self._record(run, {"kind": "node", "cell": cell, "node": rule.node, "kept": edges, "removed": removed,
+                           "rounds": history})
+
+    def _record(self, run: Any, decision: dict[str, Any]) -> None:
+        decision = {"round": self.state["round"], **decision}
+        self.state["decisions"].append(decision)
+        run.log({"kind": "pt_decision", **{("decision" if k == "kind" else k): v for k, v in decision.items()
+                                           if k != "rounds"}})
+
+    # -- tuning --------------------------------------------------------------------------
+    def _tune_epoch(self, supernet: Supernet, run: Any) -> None:
+        """One epoch of the run's optimizer on the partly decided supernet."""
+        t0 = time.perf_counter()
+        opt: Optimizer = run.optimizer
+        steps = self.config.tune_steps or opt.steps_per_epoch
+        epoch = run.config.search.epochs + self.state["tune_epoch_total"]
+        opt.epoch_start(epoch)
+        sums: dict[str, float] = {}
+        for _ in range(steps):
+            batch, val = run.data.train.next(), run.data.val.next()
+            supernet.train()
+            metrics = opt.step(run.to_device(batch), run.to_device(val))
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        extra = opt.epoch_end(epoch) or {}
+        record = {f"tune_{k}": v / max(steps, 1) for k, v in sums.items()}
+        record.update({k: float(v) for k, v in extra.items()})
+        run.check_finite(record, f"DARTS-PT tuning epoch {self.state['tune_epoch_total'] + 1}")
+        self.state["tune_epoch_total"] += 1
+        self.state["cost"]["tune_steps"] += steps
+        self.state["cost"]["tune_seconds"] += time.perf_counter() - t0
+        run.log({"kind": "pt_tune", "round": self.state["round"], "tune_epoch": self.state["tune_epoch_total"],
+                 **record})
+
+    # -- result --------------------------------------------------------------------------
+    def _final_scores(self, supernet: Supernet, space: SearchSpace) -> dict[str, torch.Tensor]:
+        """1 for the kept op of each kept edge, 0 for its other ops, -inf for dropped edges.
+
+        A kept edge whose choice was ``none`` then yields the space's fallback (DARTS: the first non-``none``
+        op, as the reference parser's argmax over zero weights) and still ranks above dropped edges.
+        """
+        table = space.op_table()
+        out = {}
+        for cell, mask in supernet.masks().items():
+            m = mask.detach().cpu()
+            t = table.get(cell, m)
+            s = torch.full(m.shape, float("-inf"))
+            kept = m.any(dim=1)
+            s[kept] = torch.where(t[kept], 0.0, float("-inf"))
+            s[m] = 1.0
+            out[cell] = s
+        return out
