@@ -114,8 +114,10 @@ class ZartsOptimizer(Optimizer):
         return c.update_every if c.update_every is not None else max(c.inner_steps, 1)
 
     def epoch_start(self, epoch: int) -> None:
+        # the engine calls this again for a resumed, half-done epoch: keep the restored step position then
+        if epoch != self.epoch:
+            self.step_in_epoch = 0
         self.epoch = epoch
-        self.step_in_epoch = 0
         lr = self.tuning_lr if self.tuning_lr is not None else self.schedule.lr(epoch, self.epochs, self.config.w_lr)
         for g in self.w_opt.param_groups:
             g["lr"] = lr
@@ -302,11 +304,11 @@ class ZartsMGS(ZartsOptimizer):
         grad = {k: g.detach().cpu().to(torch.float64) for k, g in zip(alphas, grads)}
         inner = self.inner_batches()
         sigma = self.sigma()
-        move, info = est.mgs_step(self.current_alpha(), grad, float(loss0), lambda a: self.perturbed_loss(a, inner,
-                                  val_batch), self.arch_masks(), sigma, c.tau, c.lamb, c.num_samples, self.generator,
-                                  c.precedence)
+        base = float(loss0.detach())
+        move, info = est.mgs_step(self.current_alpha(), grad, base, lambda a: self.perturbed_loss(a, inner, val_batch),
+                                  self.arch_masks(), sigma, c.tau, c.lamb, c.num_samples, self.generator, c.precedence)
         norm = self.apply_move(move)
-        return {**info, "loss0": float(loss0), "sigma": sigma, "move_norm": norm}
+        return {**info, "loss0": base, "sigma": sigma, "move_norm": norm}
 
 
 # =========================================================================== RS
