@@ -1,0 +1,45 @@
+"""End to end through the CLI: each ZARTS optimizer on a tiny DARTS space and the digits data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from nasfw.cli import cli, main
+
+TINY = ["--space", "darts-7op", "--set", "space.layers=2", "--set", "space.init_channels=4",
+        "--set", "search.epochs=1", "--set", "search.steps_per_epoch=2", "--set", "search.batch_size=8",
+        "--set", "search.eval_batches=1", "--set", "optimizer.warmup_epochs=0", "--set", "optimizer.inner_steps=1",
+        "--set", "optimizer.update_every=1", "--set", "optimizer.num_samples=1",
+        "--set", "optimizer.inner_batch_size=8"]
+
+
+@pytest.mark.parametrize("name,extra", [("zarts-mgs", []), ("zarts-rs", []),
+                                        ("zarts-gld", ["--set", "optimizer.num_radii=2"])])
+def test_zarts_cli_run(tmp_path, name: str, extra: list[str]) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", "--out", str(out), "--optimizer", name, *TINY, *extra])
+    assert result.exit_code == 0, result.output
+    assert (out / "genotype.json").exists() and (out / "summary.json").exists()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    updates = [r for r in records if r.get("kind") == "zarts"]
+    assert len(updates) == 2  # one α update per weight step with update_every=1
+    epoch = [r for r in records if r.get("kind") == "epoch"][-1]
+    assert epoch["alpha_updates"] == 2.0
+    alphas = [json.loads(line) for line in (out / "alphas.jsonl").read_text().splitlines()]
+    assert alphas and "normal" in alphas[-1]["alphas"]
+
+
+@pytest.mark.parametrize("option,value", [("num_samples", "0"), ("inner_split", "test"), ("precedence", "maybe"),
+                                          ("tau", "-1"), ("no_such_option", "1")])
+def test_zarts_bad_option_is_one_line_error(tmp_path, capsys, option: str, value: str) -> None:
+    """The real entry point (as the shell calls it): a NasfwError becomes one line on stderr and exit 2."""
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--out", str(tmp_path / "bad"), "--optimizer", "zarts-mgs",
+              "--set", f"optimizer.{option}={value}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and option in lines[0] and "zarts-mgs" in lines[0], err
