@@ -39,3 +39,11 @@ def nasfw_register_lr_schedules(register: Any) -> None:
 @hookimpl
 def nasfw_register_optimizers(register: Any) -> None:
     register("none", optimizers.NoTraining, description="training-free: no search epochs (FreeDARTS-style selection)")
+
+
+@hookimpl
+def nasfw_register_protocols(register: Any) -> None:
+    from nasfw.protocols import BUILTIN
+
+    for name, protocol in BUILTIN.items():
+        register(name, protocol, description=protocol.description)
