@@ -8,6 +8,7 @@ from nasfw import hookimpl
 from nasfw_space_darts.ops import OPS
 from nasfw_space_darts.space import DartsSpace
 from nasfw_space_darts.variants import PRESETS
+from nasfw_space_darts.zoo import ZOO
 
 
 @hookimpl
@@ -21,3 +22,9 @@ def nasfw_register_search_spaces(register: Any) -> None:
 def nasfw_register_operations(register: Any) -> None:
     for name, factory in OPS.items():
         register(name, factory, description="DARTS operation")
+
+
+@hookimpl
+def nasfw_register_genotypes(register: Any) -> None:
+    for name, entry in ZOO.items():
+        register(name, entry, description=entry.notes)
