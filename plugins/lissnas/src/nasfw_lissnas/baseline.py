@@ -43,7 +43,7 @@ class OpPrune(Shrinker):
         pruned: list[str] = []
         rounds = []
         for r in range(c.rounds):
-            scorer.evaluator.on_space(current.sample)
+            scorer.new_iteration(current.sample)
             samples = [current.sample(rng) for _ in range(c.samples)]
             scores = scorer(samples)
             sums: dict[str, list[float]] = {}

@@ -29,6 +29,8 @@ class Evaluator:
 
     Config: ClassVar[type[StrictModel]] = StrictModel
     description: ClassVar[str] = ""
+    #: Whether f(a) stays the same across iterations (then each architecture is scored once).
+    static: bool = True
 
     def __init__(self, config: StrictModel, space: SearchSpace, run: Any):
         self.config = config
@@ -232,6 +234,7 @@ class SupernetEvaluator(Evaluator):
         self.stream = run.data.stream("lissnas-supernet", "train", config.batch_size)
         self.rng = random.Random(config.seed)
         self.trained = False
+        self.static = config.steps_per_iteration == 0  # fine-tuned weights change every score
 
     def _onehot(self, g: Genotype) -> dict[str, torch.Tensor]:
         return {k: v.to(self.run.device) for k, v in self.space.encode(g).items()}
@@ -288,21 +291,26 @@ def validate_evaluator(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 class CachedScorer:
-    """Wraps an evaluator: each architecture is scored once; counts evaluations (the method's cost)."""
+    """Wraps an evaluator: each architecture is scored once per iteration (once overall for static
+    evaluators); counts evaluations, the method's cost."""
 
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
         self.cache: dict[Genotype, float] = {}
+        self.evaluations = 0
+
+    def new_iteration(self, sampler: Callable[[random.Random], Genotype]) -> None:
+        """Tell the evaluator the current space; forget scores that may have changed."""
+        self.evaluator.on_space(sampler)
+        if not self.evaluator.static:
+            self.cache.clear()
 
     def __call__(self, genotypes: list[Genotype]) -> list[float]:
         todo = list(dict.fromkeys(g for g in genotypes if g not in self.cache))
         if todo:
             self.cache.update(zip(todo, self.evaluator.score(todo)))
+            self.evaluations += len(todo)
         return [self.cache[g] for g in genotypes]
-
-    @property
-    def evaluations(self) -> int:
-        return len(self.cache)
 
 
 def make_evaluator(name: str, params: dict[str, Any], space: SearchSpace, run: Any) -> CachedScorer:

@@ -54,15 +54,20 @@ class LissnasConfig(EvaluatorConfig):
     seed: int | None = Field(default=None, ge=0, description="RNG seed (default: the run's seed)")
 
 
-def ball(space: SearchSpace, centre: Genotype, radius: int) -> list[Genotype]:
-    """Members of ``space`` within ``radius`` one-step moves of ``centre`` (centre excluded), nearest first."""
+def ball(space: SearchSpace, centre: Genotype, radius: int,
+         cache: dict[Genotype, list[Genotype]] | None = None) -> list[Genotype]:
+    """Members of ``space`` within ``radius`` one-step moves of ``centre`` (centre excluded), nearest first.
+    ``cache`` memoises each genotype's one-step neighbours across calls."""
+    cache = {} if cache is None else cache
     seen = {centre}
     frontier = [centre]
     out: list[Genotype] = []
     for _ in range(radius):
         nxt = []
         for g in frontier:
-            for nb in space.neighbours(g):
+            if g not in cache:
+                cache[g] = list(space.neighbours(g))
+            for nb in cache[g]:
                 if nb not in seen:
                     seen.add(nb)
                     nxt.append(nb)
@@ -92,6 +97,8 @@ class Lissnas(Shrinker):
         scorer = make_evaluator(c.evaluator, c.evaluator_params, space, run)
         current: list[Genotype] | None = None  # None: the whole space S_0
         spaces: list[list[Genotype] | None] = []
+        made_by: list[list[Genotype]] = [[]]  # the seeds that generated each space
+        near: dict[Genotype, list[Genotype]] = {}
         history: list[dict[str, Any]] = []
         pool: list[Genotype] = []
         stop = "max_iterations"
@@ -99,7 +106,7 @@ class Lissnas(Shrinker):
             members = current
             sampler: Callable[[random.Random], Genotype] = space.sample if members is None else (
                 lambda r, m=members: r.choice(m))
-            scorer.evaluator.on_space(sampler)
+            scorer.new_iteration(sampler)
             samples = self._sample(space, members, rng)
             scores = scorer(samples)
             mean = sum(scores) / len(scores)
@@ -125,7 +132,7 @@ class Lissnas(Shrinker):
             alive = set(members) if members is not None else None
             nxt: list[Genotype] = list(seeds)
             for s in seeds:
-                nbs = ball(space, s, c.radius)
+                nbs = ball(space, s, c.radius, near)
                 if alive is not None:
                     nbs = [g for g in nbs if g in alive]
                 if c.neighbours_per_seed is not None and len(nbs) > c.neighbours_per_seed:
@@ -139,6 +146,7 @@ class Lissnas(Shrinker):
                 if members is None:  # never return the whole (implicit) space
                     current = nxt
                     spaces.append(nxt)
+                    made_by.append(seeds)
                     history.append({"iteration": t + 1, "size": len(nxt), "sampled": 0, "mean": None,
                                     "best": None, "evaluations": scorer.evaluations})
                 break
@@ -146,6 +154,7 @@ class Lissnas(Shrinker):
                 stop = "fixed_point"
                 break
             current = nxt
+            made_by.append(seeds)
         chosen = len(spaces) - 1
         if stop == "drop" and c.keep_best and chosen >= 2:
             chosen -= 1  # S_{t-1} had the higher mean; S_0 (the whole space) is never returned
@@ -169,6 +178,7 @@ class Lissnas(Shrinker):
             "best_member": space.format(final[best]),
             "best_score": member_scores[best],
             "member_scores": member_scores,
+            "seeds": [space.format(g) for g in made_by[chosen]],
         }
         return ShrunkSpace(final, info)
 
