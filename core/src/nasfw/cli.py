@@ -16,7 +16,9 @@ import click
 from nasfw import __version__
 from nasfw.config import COMPONENT_KEYS, RunConfig, dump_config, merge_config
 from nasfw.errors import NasfwError
+from nasfw.eval_cmd import eval_command
 from nasfw.registry import KINDS, get_registry
+from nasfw.show_cmd import show_command
 from nasfw.shrink_cmd import shrink as shrink_command
 
 
@@ -165,6 +167,8 @@ def config_schema(kind: str | None, name: str | None) -> None:
 
 
 cli.add_command(shrink_command)
+cli.add_command(eval_command)
+cli.add_command(show_command)
 
 
 def _add_plugin_commands() -> None:
