@@ -31,7 +31,7 @@ def nasfw(*args: str) -> str:
 def test_first_order_run_writes_every_output(tmp_path):
     out = tmp_path / "run"
     text = nasfw("run", "--epochs", "2", "--out", str(out), *TINY)
-    assert "genotype: normal=" in text and str(out) in text
+    assert "genotype: Genotype(normal=[(" in text and str(out) in text
     for f in ("config.yaml", "metrics.jsonl", "alphas.jsonl", "checkpoint.pt", "genotype.json", "summary.json"):
         assert (out / f).exists(), f
     summary = json.loads((out / "summary.json").read_text())

@@ -43,3 +43,20 @@ def test_zarts_bad_option_is_one_line_error(tmp_path, capsys, option: str, value
     assert exc.value.code == 2, err
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and option in lines[0] and "zarts-mgs" in lines[0], err
+
+
+def test_zarts_with_perturb_selector_tunes_between_decisions(tmp_path) -> None:
+    """DARTS-PT fine-tunes through configure_tuning; ZARTS keeps updating α while it does."""
+    from nasfw.registry import get_registry
+
+    if "perturb" not in get_registry().names("selector"):
+        pytest.skip("the DARTS-PT plugin (nasfw-darts-pt, selector 'perturb') is not installed")
+    out = tmp_path / "pt"
+    args = ["run", "--out", str(out), "--optimizer", "zarts-gld", "--selector", "perturb", *TINY,
+            "--space", "s2", "--set", "optimizer.num_radii=2", "--set", "selector.tune_epochs=1",
+            "--set", "selector.tune_steps=2", "--set", "selector.eval_batches=1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    tunes = [r for r in records if r.get("kind") == "pt_tune"]
+    assert tunes and all(r["tune_lr"] == 0.0025 and r["alpha_updates"] == 2.0 for r in tunes)

@@ -14,6 +14,7 @@ untouched. BN runs in train mode (batch statistics), as in the reference noteboo
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -83,8 +84,17 @@ def finalize(net: Supernet, scores: Scores, measure: str) -> Scores:
             raise SaliencyError(
                 f"{measure} scores of '{k}' are not finite on edges {rows[:5]} (overflow or NaN in the forward); "
                 f"use dtype float64 or smaller α (e.g. --set selector.alpha_value=null)")
+        if bool(mask.any()) and bool((s[mask] == 0).all()):
+            warnings.warn(f"every {measure} score of '{k}' is zero (underflow, or no cell of that type in the "
+                          f"supernet): its choice is arbitrary", stacklevel=3)
         out[k] = torch.where(mask, s, torch.full_like(s, float("-inf")))
     return out
+
+
+def _check_finite(value: torch.Tensor, measure: str, what: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        raise SaliencyError(f"{measure}: the {what} is not finite ({float(value)}); the forward overflowed. "
+                            f"Use dtype float64 or keep α at its small init (--set selector.alpha_value=null)")
 
 
 def snip_scores(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, abs_weights: bool = False) -> Scores:
@@ -98,6 +108,7 @@ def snip_scores(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, abs_weight
         abs_state(net, alphas=False)
     c = coefficients(net)
     loss = F.cross_entropy(logits(net, c, x), y)
+    _check_finite(loss.detach(), "snip", "loss")
     g = _grads(loss, list(c.values()))
     return finalize(net, {k: (ck * gk).abs() for (k, ck), gk in zip(c.items(), g)}, "snip")
 
@@ -118,6 +129,7 @@ def synflow_scores(supernet: Supernet, input_shape: Sequence[int], dtype: torch.
     device = next(iter(c.values())).device
     x = torch.ones(1, *input_shape, dtype=dtype, device=device)
     r = logits(net, c, x).sum()
+    _check_finite(r.detach(), "synflow", "output sum R")
     g = _grads(r, list(c.values()))
     return finalize(net, {k: (ck * gk).abs() for (k, ck), gk in zip(c.items(), g)}, "synflow")
 

@@ -116,7 +116,7 @@ def synflow(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
     total = 0.0
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.grad is not None:
-            total += float((m.weight * m.weight.grad).sum())
+            total += float((m.weight.detach() * m.weight.grad).sum())
     return total
 
 

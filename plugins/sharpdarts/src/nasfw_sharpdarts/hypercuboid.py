@@ -40,7 +40,7 @@ CELL = "grid"
 class HyperCuboidConfig(StrictModel):
     init_channels: int = Field(default=36, ge=1, description="C: the channel set starts at 2^floor(log2 C)")
     steps: int = Field(default=4, ge=1, description="number of channel counts (doublings)")
-    layers: int = Field(default=8, ge=2, description="layers of cells; the grid has layers/2 (stride 1, stride 2) layers")
+    layers: int = Field(default=8, ge=2, description="cell layers; the grid has layers/2 (stride 1, stride 2) layers")
     op_types: list[str] = Field(default_factory=lambda: ["max_pool_3x3", "sep_conv_3x3"], min_length=1,
                                 description="op types of every grid cell (genotype names)")
     op_impl: dict[str, str] = Field(

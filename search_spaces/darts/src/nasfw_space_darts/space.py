@@ -186,11 +186,14 @@ class DartsSpace(SearchSpace):
 
     # -- text forms ------------------------------------------------------------------------
     def format(self, genotype: Genotype) -> str:
+        """The reference code's ``Genotype(normal=[('op', input), ...], normal_concat=[2, 3, 4, 5], ...)``."""
+        concat = list(range(2, 2 + self.config.steps))
         parts = []
         for cell in CELLS:
             edges = sorted(genotype.cells.get(cell, []), key=lambda e: e.node)
-            parts.append(f"{cell}=[" + ", ".join(f"{e.op}~{e.input}->{e.node}" for e in edges) + "]")
-        return " ".join(parts)
+            pairs = ", ".join(f"('{e.op}', {e.input})" for e in edges)
+            parts.append(f"{cell}=[{pairs}], {cell}_concat={concat}")
+        return "Genotype(" + ", ".join(parts) + ")"
 
     def parse(self, text: str) -> Genotype:
         """Parse the reference code's ``Genotype(normal=[('op', input), ...], normal_concat=..., ...)``."""
@@ -201,10 +204,11 @@ class DartsSpace(SearchSpace):
                 raise GenotypeError(f"no '{cell}=[...]' list in DARTS genotype text")
             try:
                 pairs = ast.literal_eval(m.group(1))
-            except (ValueError, SyntaxError):
+                pairs = [(str(op), int(inp)) for op, inp in pairs]
+            except (ValueError, SyntaxError, TypeError):
                 raise GenotypeError(f"'{cell}' list is not a list of (op, input) pairs") from None
             k = self.config.keep_inputs
             if len(pairs) != k * self.config.steps:
                 raise GenotypeError(f"'{cell}' needs {k * self.config.steps} (op, input) pairs, got {len(pairs)}")
-            out[cell] = [GenotypeEdge(node=2 + i // k, input=int(inp), op=str(op)) for i, (op, inp) in enumerate(pairs)]
+            out[cell] = [GenotypeEdge(node=2 + i // k, input=inp, op=op) for i, (op, inp) in enumerate(pairs)]
         return Genotype(space=self.name or "darts", cells=out)

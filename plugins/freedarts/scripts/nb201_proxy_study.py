@@ -1,0 +1,147 @@
+"""Rank study of our zero-cost proxies on NAS-Bench-201 cells with real CIFAR-10 images.
+
+Cells: a seeded random sample of NASLib's CIFAR-10 zero-cost subset (``naslib_zc_subsets``), so every cell
+has both its NB201 200-epoch CIFAR-10 test accuracy (``nb201_nats_tss_acc``) and NASLib's own proxy scores.
+Batch: 64 CIFAR-10 training images from ``cifar10_jpeg`` (seeded, CIFAR normalisation, no augmentation).
+Networks: NB201 stand-alone networks (C=16, N=5), each initialised from the same seed.
+
+Rows are appended to a CSV as they are computed (the study can be stopped and resumed); the table of
+Spearman ρ (vs test accuracy, vs NASLib's score of the same cell) is written as Markdown.
+
+    OMP_NUM_THREADS=1 python scripts/nb201_proxy_study.py --archs 300 --out results/
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import random
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nasfw.data import DataShape
+from nasfw.registry import get_registry
+from nasfw_freedarts.proxies import PROXIES
+from nasfw_freedarts.scoring import rank_correlations
+
+DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+PUBLISHED = {"synflow": 0.737, "jacob_cov": 0.731, "snip": 0.596, "grasp": 0.514, "fisher": 0.360, "grad_norm": 0.594}
+NASLIB_NAME = {"jacob_cov": "jacov"}
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def cifar_batch(n: int, seed: int, data: Path = DATA) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` seeded CIFAR-10 training images (normalised) and labels straight from the JPEG tarball."""
+    from PIL import Image
+
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with tarfile.open(data / "cifar10_jpeg" / "CIFAR-10-images_jpeg.tar.gz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and "/train/" in m.name and m.name.endswith(".jpg")]
+        members.sort(key=lambda m: m.name)
+        picked = random.Random(seed).sample(members, n)
+        xs, ys = [], []
+        for m in picked:
+            img = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")  # type: ignore[union-attr]
+            xs.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1))
+            ys.append(classes.index(m.name.split("/")[-2]))
+    x = (torch.stack(xs) - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    return x, torch.tensor(ys)
+
+
+def load_cells(data: Path = DATA) -> list[dict[str, float | str]]:
+    acc = {}
+    with (data / "nb201_nats_tss_acc" / "nats_bench.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            acc[r["ArchitectureString"]] = float(r["CIFAR10TestAccuracy200Epochs"])
+    cells = []
+    with (data / "naslib_zc_subsets" / "nb201_zc_subset.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            if r["dataset"] == "cifar10":
+                row: dict[str, float | str] = {"arch": r["arch_str"], "test_acc": acc[r["arch_str"]]}
+                for name in PROXIES:
+                    col = NASLIB_NAME.get(name, name)
+                    if col in r and r[col] != "":
+                        row[f"naslib_{name}"] = float(r[col])
+                cells.append(row)
+    return cells
+
+
+def table(rows: list[dict], names: list[str]) -> str:
+    ours = rank_correlations(rows, "test_acc", names)
+    lines = ["| proxy | n | ρ ours vs C10 test acc | published ρ (zero-cost-nas, all 15,625) | ρ NASLib vs test acc "
+             "(same cells) | ρ ours vs NASLib (same cells) |", "| --- | --- | --- | --- | --- | --- |"]
+    for n in names:
+        nl = f"naslib_{n}"
+        theirs = rank_correlations(rows, "test_acc", [nl])[nl] if any(nl in r for r in rows) else None
+        agree = rank_correlations([{**r} for r in rows if nl in r], nl, [n])[n] if theirs else None
+        pub = PUBLISHED.get(n)
+        lines.append(f"| {n} | {ours[n]['n']} | {ours[n]['spearman']:.3f} | {pub if pub is not None else '–'} | "
+                     f"{theirs['spearman']:.3f} | {agree['spearman']:.3f} |" if theirs and agree else
+                     f"| {n} | {ours[n]['n']} | {ours[n]['spearman']:.3f} | {pub if pub is not None else '–'} | – | – |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", type=int, default=300)
+    ap.add_argument("--grasp-archs", type=int, default=None, help="score grasp on only the first N cells (slow)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--proxies", default=",".join(PROXIES))
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
+    args = ap.parse_args(argv)
+    if not (DATA / "cifar10_jpeg").is_dir():
+        print(f"data not found under {DATA}", file=sys.stderr)
+        return 2
+    names = [n for n in args.proxies.split(",") if n]
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / "nb201_proxy_study.csv"
+    cells = load_cells()
+    random.Random(args.seed).shuffle(cells)
+    cells = cells[: args.archs]
+    done: dict[str, dict] = {}
+    if csv_path.exists():
+        with csv_path.open() as fh:
+            done = {r["arch"]: {k: (v if k == "arch" else float(v) if v != "" else float("nan")) for k, v in r.items()}
+                    for r in csv.DictReader(fh)}
+    x, y = cifar_batch(args.batch_size, args.seed)
+    space = get_registry().create("search_space", "nb201")
+    shape = DataShape(3, 32, 32, 10)
+    fields = ["arch", "test_acc", *names, *[f"naslib_{n}" for n in names]]
+    new = not csv_path.exists()
+    with csv_path.open("a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        for i, cell in enumerate(cells):
+            if cell["arch"] in done:
+                continue
+            torch.manual_seed(args.seed)
+            net = space.build_network(space.parse(str(cell["arch"])), shape)
+            row = dict(cell)
+            for n in names:
+                if n == "grasp" and args.grasp_archs is not None and i >= args.grasp_archs:
+                    row[n] = float("nan")
+                    continue
+                torch.manual_seed(args.seed)
+                row[n] = PROXIES[n](net, x, y)
+            w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+            fh.flush()
+            done[str(cell["arch"])] = row
+            print(f"{len(done)}/{len(cells)} {cell['arch']}", file=sys.stderr, flush=True)
+    rows = [done[str(c["arch"])] for c in cells if str(c["arch"]) in done]
+    md = (f"# NB201 zero-cost proxy study ({len(rows)} cells, CIFAR-10 JPEG batch of {args.batch_size}, "
+          f"seed {args.seed})\n\nMade by `scripts/nb201_proxy_study.py`. Spearman ρ (signed).\n\n" + table(rows, names))
+    (args.out / "nb201_proxy_study.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
