@@ -39,6 +39,9 @@ class Supernet(nn.Module):
                 mask &= available[k].bool()
             self.register_buffer(f"mask_{k}", mask)
         self._override: dict[str, torch.Tensor] = {}
+        #: per cell type, (rows, K) True where the op's output is exactly zero (``none``): never run
+        self.zero_ops: dict[str, torch.Tensor] = {}
+        self._active_cache: dict[str, tuple[tuple[int, int], torch.Tensor, list[list[int]]]] = {}
 
     # -- parameters ----------------------------------------------------------------------
     def arch_parameters(self) -> dict[str, nn.Parameter]:
@@ -72,6 +75,37 @@ class Supernet(nn.Module):
             mask = self.mask(k)
             out[k] = self.weighting(alpha, mask) * mask.to(alpha.dtype)
         return out
+
+    def active_ops(self, weights: dict[str, torch.Tensor]) -> dict[str, list[list[int]]]:
+        """Per cell type and row, the op columns a forward pass must run.
+
+        Masked and exactly-zero ops (:attr:`zero_ops`) never run; without autograd, or under a selector's
+        override, ops whose coefficient is exactly zero are skipped too (that reads the weights on the
+        host). The mask-only table is cached on the mask's version, so a training step costs no sync.
+        """
+        out = {}
+        read_weights = not torch.is_grad_enabled()
+        for name, w in weights.items():
+            mask = self.mask(name)
+            key = (mask.data_ptr(), mask._version)
+            cached = self._active_cache.get(name)
+            if cached is None or cached[0] != key:
+                on = mask.cpu()
+                if name in self.zero_ops:
+                    on = on & ~self.zero_ops[name]
+                cached = (key, on, [row.nonzero().flatten().tolist() for row in on])
+                self._active_cache[name] = cached
+            if read_weights or name in self._override:
+                on = cached[1] & (w.detach().cpu() != 0)
+                out[name] = [row.nonzero().flatten().tolist() for row in on]
+            else:
+                out[name] = cached[2]
+        return out
+
+    def compile_units(self) -> list[nn.Module]:
+        """The sub-modules ``performance.compile`` hands to ``torch.compile``, each on its own. Default: the
+        whole supernet; cell supernets return their cells (a whole DARTS supernet takes too long to compile)."""
+        return [self]
 
     def strengths(self) -> dict[str, torch.Tensor]:
         """What magnitude selection ranks: the weighting's strength, -inf where masked."""

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasfw.fastops import AvgPool2d
+
 OpFactory = Callable[[int, int, int, bool], nn.Module]
 
 
@@ -114,7 +116,7 @@ def _skip(C_in: int, C_out: int, stride: int, affine: bool) -> nn.Module:
 
 def _pool(kind: str) -> OpFactory:
     def make(C_in: int, C_out: int, stride: int, affine: bool) -> nn.Module:
-        pool = (nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False) if kind == "avg"
+        pool = (AvgPool2d(3, stride=stride, padding=1, count_include_pad=False) if kind == "avg"
                 else nn.MaxPool2d(3, stride=stride, padding=1))
         if C_in != C_out:
             return nn.Sequential(pool, ReLUConvBN(C_in, C_out, 1, 1, 0, affine))

@@ -9,8 +9,9 @@ from torch import nn
 
 from nasfw.components import EdgeWeighting
 from nasfw.data import DataShape
+from nasfw.fastops import after_leading_relu, starts_with_relu
 from nasfw.supernet import Supernet
-from nasfw_space_darts.ops import FactorizedReduce, ReLUConvBN
+from nasfw_space_darts.ops import FactorizedReduce, ReLUConvBN, Zero
 
 MakeOp = Callable[[str, int, int], nn.Module]  # (name, C, stride) -> module
 
@@ -33,23 +34,35 @@ class SearchCell(nn.Module):
                 self.edges.append(nn.ModuleList(make_op(name, C, stride) for name in edge_ops[row]))
                 row += 1
 
+        #: per row and op: does the op start with ReLU (then relu(h) is computed once per input state)
+        self.relu_first = [[starts_with_relu(op) for op in row] for row in self.edges]
+
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
                 active: list[list[int]]) -> torch.Tensor:
+        """Σ_j Σ_k w[j, k]·op_jk(h_j) per node, running only the ``active`` ops; relu(h_j) is shared by
+        every op that starts with it, and each term is one fused multiply-add."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        relus: list[torch.Tensor | None] = [None, None]
         offset = 0
         for _ in range(self.steps):
             acc = None
             for j, h in enumerate(states):
                 row = offset + j
-                ops = self.edges[row]
+                ops, relu_first = self.edges[row], self.relu_first[row]
                 for k in active[row]:
-                    out = weights[row, k] * ops[k](h)
-                    acc = out if acc is None else acc + out
+                    if relu_first[k]:
+                        if relus[j] is None:
+                            relus[j] = torch.relu(h)
+                        out = after_leading_relu(ops[k], relus[j])
+                    else:
+                        out = ops[k](h)
+                    acc = out * weights[row, k] if acc is None else torch.addcmul(acc, weights[row, k], out)
             if acc is None:  # every input edge of this node is switched off
                 n, _, hh, ww = states[1].shape
                 acc = states[1].new_zeros(n, self.C, *(((hh + 1) // 2, (ww + 1) // 2) if self.reduction else (hh, ww)))
             offset += len(states)
             states.append(acc)
+            relus.append(None)
         return torch.cat(states[-self.multiplier:], dim=1)
 
 
@@ -82,21 +95,21 @@ class DartsSupernet(Supernet):
             c_pp, c_p = c_p, multiplier * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, shape.num_classes)
+        for name in edge_ops:  # `none` adds exact zeros (and gets exact-zero gradient): never run it
+            cell = next((c for c in self.cells if c.reduction == (name == "reduce")), None)
+            if cell is not None:
+                zero = torch.zeros(len(edge_ops[name]), k, dtype=torch.bool)
+                for r, row in enumerate(cell.edges):
+                    for j, op in enumerate(row):
+                        zero[r, j] = isinstance(op, Zero)
+                self.zero_ops[name] = zero
 
-    def _active(self, weights: dict[str, torch.Tensor]) -> dict[str, list[list[int]]]:
-        """Op indices to run per row: masked ops are skipped; without grad, exact zeros too."""
-        out = {}
-        skip_zero = not torch.is_grad_enabled()
-        for name, w in weights.items():
-            on = self.mask(name).cpu()
-            if skip_zero or name in self._override:
-                on = on & (w.detach().cpu() != 0)
-            out[name] = [row.nonzero().flatten().tolist() for row in on]
-        return out
+    def compile_units(self) -> list[nn.Module]:
+        return list(self.cells)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.mixing_weights()
-        active = self._active(weights)
+        active = self.active_ops(weights)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             key = "reduce" if cell.reduction else "normal"

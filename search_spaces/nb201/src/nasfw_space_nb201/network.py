@@ -13,6 +13,7 @@ from torch import nn
 
 from nasfw.components import EdgeWeighting
 from nasfw.data import DataShape
+from nasfw.fastops import after_leading_relu, starts_with_relu
 from nasfw.supernet import Supernet
 from nasfw_space_nb201.cells import CELL, EDGES, NODES
 from nasfw_space_nb201.ops import ResNetBasicBlock, make_op
@@ -79,17 +80,27 @@ class SearchCell(nn.Module):
         for _ in EDGES:
             self.edges.append(nn.ModuleList(
                 make_op(op, C, affine=False, track_running_stats=track_running_stats) for op in ops))
+        self.relu_first = [[starts_with_relu(op) for op in row] for row in self.edges]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: list[list[int]]) -> torch.Tensor:
+        """Σ w·op(h) per edge over the ``active`` ops; relu(h) is computed once per node for every op
+        that starts with it, and each term is one fused multiply-add."""
         nodes: list[torch.Tensor | None] = [x] + [None] * (NODES - 1)
+        relus: list[torch.Tensor | None] = [None] * NODES
         for row, (node, inp) in enumerate(EDGES):
             h = nodes[inp]
             if h is None:
                 continue
-            ops = self.edges[row]
+            ops, relu_first = self.edges[row], self.relu_first[row]
             for k in active[row]:
-                out = weights[row, k] * ops[k](h)
-                nodes[node] = out if nodes[node] is None else nodes[node] + out
+                if relu_first[k]:
+                    if relus[inp] is None:
+                        relus[inp] = torch.relu(h)
+                    out = after_leading_relu(ops[k], relus[inp])
+                else:
+                    out = ops[k](h)
+                acc = nodes[node]
+                nodes[node] = out * weights[row, k] if acc is None else torch.addcmul(acc, weights[row, k], out)
         last = nodes[-1]
         return last if last is not None else x.mul(0.0)
 
@@ -106,23 +117,19 @@ class NB201Supernet(Supernet):
         super().__init__({CELL: (len(EDGES), len(ops))}, weighting, alpha_init_std)
         self.op_names = tuple(ops)
         #: ops that contribute exactly zero (and whose weight gets exactly zero gradient): never run
-        self._zero_ops = torch.tensor([op == "none" for op in ops], dtype=torch.bool)
+        self.zero_ops[CELL] = torch.tensor([op == "none" for op in ops], dtype=torch.bool).repeat(len(EDGES), 1)
         self.stem, self.cells, c_last = _skeleton(shape.channels, C, N,
                                                   lambda c: SearchCell(ops, c, track_running_stats))
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_last), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_last, shape.num_classes)
 
-    def _active(self, weights: torch.Tensor) -> list[list[int]]:
-        """Op indices to run per edge: masked and `none` ops never; exact zeros when no gradient is needed."""
-        on = self.mask(CELL).cpu() & ~self._zero_ops
-        if not torch.is_grad_enabled() or CELL in self._override:
-            on = on & (weights.detach().cpu() != 0)
-        return [row.nonzero().flatten().tolist() for row in on]
+    def compile_units(self) -> list[nn.Module]:
+        return [c for c in self.cells if isinstance(c, SearchCell)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.mixing_weights()[CELL]
-        active = self._active(weights)
+        active = self.active_ops({CELL: weights})[CELL]
         x = self.stem(x)
         for cell in self.cells:
             x = cell(x, weights, active) if isinstance(cell, SearchCell) else cell(x)

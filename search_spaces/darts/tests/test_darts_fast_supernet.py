@@ -1,0 +1,106 @@
+"""The fast supernet forward (shared ReLU, skipped `none`, fused multiply-add, conv avg-pool) equals the
+reference formulation ``sum(w * op(x))`` of ``benchmarks/baseline.py`` in fp32: outputs, every gradient
+and the BN running statistics."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasfw.data import DataShape
+from nasfw.fastops import AvgPool2d, after_leading_relu, starts_with_relu
+from nasfw.registry import get_registry
+
+BASELINE = Path(__file__).resolve().parents[3] / "benchmarks" / "baseline.py"
+
+
+def _baseline():
+    if not BASELINE.exists():
+        pytest.skip(f"{BASELINE} is not in this checkout")
+    spec = importlib.util.spec_from_file_location("nasfw_bench_baseline", BASELINE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _pair(space: str, **params):
+    torch.manual_seed(0)
+    reg = get_registry()
+    sp = reg.create("search_space", {"name": space, "params": params})
+    net = sp.build_supernet(DataShape(3, 16, 16, 10), reg.create("edge_weighting", "softmax"))
+    with torch.no_grad():
+        for a in net.alphas.values():
+            a.normal_(0, 0.5)  # far from uniform, so every op's weight matters
+    return net, _baseline().plain_copy(net)
+
+
+def _grads(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    net.zero_grad(set_to_none=True)
+    out = net(x)
+    F.cross_entropy(out, y).backward()
+    return out.detach(), {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
+
+
+SPACES = [("darts", {"layers": 3, "init_channels": 4}), ("s3", {"layers": 3, "init_channels": 4}),
+          ("nb201", {"init_channels": 4, "cells_per_stage": 1})]
+
+
+@pytest.mark.parametrize(("space", "params"), SPACES, ids=[s for s, _ in SPACES])
+def test_fast_forward_matches_reference_sum(space: str, params: dict) -> None:
+    if space not in get_registry().names("search_space"):
+        pytest.skip(f"space '{space}' is not installed")
+    try:
+        fast, plain = _pair(space, **params)
+    except Exception as exc:  # a space option name differs: the test must say so, not pass
+        raise AssertionError(f"could not build '{space}' with {params}: {exc}") from exc
+    x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 10, (6,))
+    out_f, g_f = _grads(fast, x, y)
+    out_p, g_p = _grads(plain, x, y)
+    assert torch.allclose(out_f, out_p, rtol=1e-5, atol=1e-6), (out_f - out_p).abs().max()
+    assert set(g_p) - set(g_f) <= {n for n in g_p if g_p[n].abs().max() == 0}  # only `none`-only paths
+    for name, g in g_f.items():
+        assert torch.allclose(g, g_p[name], rtol=1e-4, atol=1e-6), (name, (g - g_p[name]).abs().max())
+    for (name, b), b_p in zip(fast.named_buffers(), plain.buffers()):
+        if b.is_floating_point():
+            assert torch.allclose(b, b_p, rtol=1e-5, atol=1e-6), name
+    # under a mask and without autograd (selectors), too
+    for net in (fast, plain):
+        for k in net.alphas:
+            m = net.mask(k).clone()
+            m[0, :] = False
+            m[0, -1] = True
+            net.set_mask(k, m)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), plain(x), rtol=1e-5, atol=1e-6)
+
+
+def test_avg_pool_equals_torch_including_gradient() -> None:
+    torch.manual_seed(0)
+    for stride in (1, 2):
+        for include in (False, True):
+            x = torch.randn(3, 5, 9, 8, dtype=torch.float64, requires_grad=True)
+            fast, ref = AvgPool2d(3, stride, 1, include), nn.AvgPool2d(3, stride, 1, count_include_pad=include)
+            yf, yr = fast(x), ref(x)
+            assert yf.shape == yr.shape and torch.allclose(yf, yr, rtol=1e-12, atol=1e-12)
+            w = torch.randn_like(yr)
+            gf, = torch.autograd.grad((yf * w).sum(), x)
+            gr, = torch.autograd.grad((yr * w).sum(), x)
+            assert torch.allclose(gf, gr, rtol=1e-12, atol=1e-12)
+
+
+def test_leading_relu_split_is_exact() -> None:
+    from nasfw_space_darts.ops import OPS
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 8, 8)
+    split = {name for name in OPS if starts_with_relu(OPS[name](4, 4, 1, False))}
+    assert {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "conv_7x1_1x7"} <= split
+    assert not split & {"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "noise"}
+    for name in sorted(split):
+        op = OPS[name](4, 4, 1, False)
+        assert torch.equal(after_leading_relu(op, torch.relu(x)), op(x)), name
