@@ -21,6 +21,7 @@ def nasfw_register_datasets(register: Any) -> None:
              description="ImageFolder layout: DIR/train/<class>/*, DIR/test/<class>/*")
     register("imagenet16-120", datasets_imagenet.ImageNet16, description="NB201's 16x16 ImageNet, classes 1-120")
     register("imagenet", datasets_imagenet.ImageNet, description="ImageNet tree (train/, val/) with DARTS transforms")
+    register("synthetic", datasets.Synthetic, description="seeded random images of any shape (benchmarks, smoke tests)")
 
 
 @hookimpl

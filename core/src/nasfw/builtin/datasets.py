@@ -132,6 +132,34 @@ class Digits(Dataset):
                            pad=1, name="digits")
 
 
+class Synthetic(Dataset):
+    """Seeded random images of any shape (one noisy prototype per class): for speed benchmarks and
+    smoke tests at real input sizes, where the numbers must not depend on a dataset being present."""
+
+    class Config(StrictModel):
+        channels: int = Field(default=3, ge=1)
+        size: int = Field(default=32, ge=1, description="height and width")
+        num_classes: int = Field(default=10, ge=2)
+        n_train: int = Field(default=512, ge=2, description="images split into w-train and α-val halves")
+        n_test: int = Field(default=128, ge=0)
+        noise: float = Field(default=1.0, ge=0)
+
+    def splits(self, seed: int) -> DataSplits:
+        c = self.config
+        shape = DataShape(c.channels, c.size, c.size, c.num_classes)
+        g = torch.Generator().manual_seed(seed * 7919 + 17)
+        proto = torch.randn(c.num_classes, c.channels, c.size, c.size, generator=g)
+
+        def make(n: int) -> torch.utils.data.TensorDataset:
+            y = torch.randint(0, c.num_classes, (n,), generator=g)
+            x = proto[y] + c.noise * torch.randn(n, c.channels, c.size, c.size, generator=g)
+            return torch.utils.data.TensorDataset(x, y)
+
+        half = c.n_train // 2
+        test = make(c.n_test) if c.n_test else None
+        return DataSplits(make(half), make(c.n_train - half), test, shape, {"dataset": "synthetic"})
+
+
 def _missing(name: str, root: Path, what: str) -> DataError:
     return DataError(
         f"{name} not found in {root} ({what}); put the files there, point --data-dir at them, "
