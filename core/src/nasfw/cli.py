@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from nasfw import __version__
-from nasfw.config import COMPONENT_KEYS, RunConfig, dump_config, merge_config
+from nasfw.config import COMPONENT_KEYS, RunConfig, dump_config, merge_config, parse_override
 from nasfw.errors import NasfwError
 from nasfw.eval_cmd import eval_command
 from nasfw.registry import KINDS, get_registry
@@ -100,6 +100,8 @@ def run(**kw: Any) -> None:
     else:
         config = _config_from(kw)
         run_obj, summary = run_search(config, out_dir=Path(kw["out"]) if kw["out"] else None, quiet=kw["quiet"])
+    if not run_obj.dist.is_main:  # torchrun: rank 0 reports
+        return
     click.echo(f"genotype: {summary['genotype_str']}")
     if "benchmark" in summary:
         click.echo("benchmark: " + json.dumps(summary["benchmark"]))
@@ -166,6 +168,54 @@ def config_schema(kind: str | None, name: str | None) -> None:
     click.echo(json.dumps(RunConfig.model_json_schema(), indent=2))
 
 
+@cli.command()
+@click.argument("sweep_file", metavar="SWEEP")
+@click.option("--backend", type=click.Choice(["auto", "ray", "local"]), default="auto", show_default=True,
+              help="ray: Ray tasks (local instance or --address); local: subprocesses here; auto: ray if installed.")
+@click.option("--address", help="Address of an existing Ray cluster (e.g. auto, ray://head:10001).")
+@click.option("--out", type=click.Path(file_okay=False), help="Sweep directory (default runs/sweep-<time>-<name>).")
+@click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="local backend: trials at a time.")
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="ray backend: CPUs each trial reserves.")
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=None,
+              help="ray backend: GPUs per trial (default: 1 when the cluster has GPUs, else 0).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting in every trial.")
+@click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a trial is stopped and reported failed.")
+@click.option("--dry-run", is_flag=True, help="Print the trials and their commands; run nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-trial progress lines.")
+def sweep(**kw: Any) -> None:
+    """Run a grid of searches (SWEEP: a sweep YAML or a shipped name such as robustdarts) into one table."""
+    from datetime import datetime
+
+    from nasfw.sweep import expand, load_sweep, print_table, run_sweep
+
+    spec, path = load_sweep(kw["sweep_file"])
+    for text in kw["overrides"]:
+        parse_override(text)
+    out = Path(kw["out"]) if kw["out"] else Path("runs") / f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{spec.name}"
+    if kw["dry_run"]:
+        trials = expand(spec, out, kw["overrides"])
+        click.echo(f"{spec.name}: {len(trials)} trials ({path})")
+        for t in trials:
+            click.echo(f"{t.name}: " + " ".join(_quote(a) for a in t.command()))
+        return
+    rows = run_sweep(spec, out, backend=kw["backend"], address=kw["address"], parallel=kw["parallel"],
+                     cpus_per_trial=kw["cpus_per_trial"], gpus_per_trial=kw["gpus_per_trial"],
+                     extra_sets=kw["overrides"], timeout=kw["timeout"], quiet=kw["quiet"])
+    print_table(rows, f"sweep {spec.name}: {out}", list(spec.grid))
+    failed = sum(r["status"] != "ok" for r in rows)
+    click.echo(f"{len(rows) - failed}/{len(rows)} trials ok; table: {out / 'results.csv'}")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
 cli.add_command(shrink_command)
 cli.add_command(eval_command)
 cli.add_command(show_command)
@@ -180,7 +230,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and exit 2 for user errors, exit 1 (and a hint) for bugs."""
     _add_plugin_commands()
     try:
-        cli.main(args=argv, prog_name="nasfw", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="nasfw", standalone_mode=False)
+        from nasfw.distributed import shutdown
+
+        shutdown()  # torchrun: leave the process group cleanly
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+            sys.exit(rc)  # a command's ctx.exit(code) (nasfw sweep: some trials failed)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from nasfw.data import Batch, DataShape, DataSplits, SearchData
+from nasfw.distributed import Dist
+from nasfw.distributed import of as dist_of
 from nasfw.errors import GenotypeError
 from nasfw.genotype import Genotype, GenotypeEdge
 
@@ -304,6 +306,15 @@ class Optimizer(Component):
 
     #: Whether the search loop runs at all (``none`` — training-free — says False).
     trains: ClassVar[bool] = True
+    #: Whether steps are right under several processes (torchrun): the optimizer averages its gradients
+    #: (and any losses it compares) with ``self.dist.average_``, so every rank takes the same step. The
+    #: engine refuses a multi-process search with an optimizer that does not say so.
+    distributed: ClassVar[bool] = False
+
+    @property
+    def dist(self) -> Dist:
+        """The run's processes (``nasfw.distributed.LOCAL`` outside torchrun or without a run)."""
+        return dist_of(getattr(self, "run", None))
 
     def edge_weighting(self) -> Any:
         """A component reference (name or {name, params}) for the supernet's edge weighting, or None."""
@@ -333,6 +344,12 @@ class Optimizer(Component):
 
 class Selector(Component):
     """Turns a (trained or untrained) supernet into a genotype."""
+
+    #: Under several processes: True runs ``select`` on every rank together (evaluations through
+    #: ``run.evaluate`` are summed over ranks, training steps go through the distributed optimizer, decisions
+    #: must come out equal); False (the default) runs it on rank 0 alone, exactly as in one process, and
+    #: broadcasts the genotype.
+    distributed: ClassVar[bool] = False
 
     def edge_weighting(self) -> Any:
         """The edge weighting this selector needs when the optimizer asks for none (or None)."""

@@ -67,6 +67,14 @@ class PerformanceSettings(_Strict):
     tf32: bool = True
 
 
+class DistributedSettings(_Strict):
+    """Multi-process runs (torchrun); ignored in one process."""
+
+    sync_bn: bool = Field(default=True, description="BatchNorm statistics over the global batch (all ranks), so N "
+                                                    "processes take the one-process steps; false: per-rank shards "
+                                                    "(no collective per BN layer, results depend on the world size)")
+
+
 class LogSettings(_Strict):
     progress: Literal["auto", "rich", "plain", "none"] = "auto"
     tensorboard: bool = True
@@ -86,6 +94,7 @@ class RunConfig(_Strict):
     search: SearchSettings = SearchSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     performance: PerformanceSettings = PerformanceSettings()
+    distributed: DistributedSettings = DistributedSettings()
     log: LogSettings = LogSettings()
     seed: int = Field(default=0, ge=0)
     deterministic: bool = False

@@ -50,6 +50,10 @@ class BatchStream:
     The order of epoch ``e`` is a permutation drawn from ``seed`` and ``e`` only, so the position
     (epoch, offset) is the whole state: a resumed run sees exactly the batches it would have seen.
     Unlike ``next(iter(loader))`` per step (the reference DARTS code), it never rebuilds workers.
+
+    With ``dist`` (a :class:`nasfw.distributed.Dist` of several processes) each rank loads only its share of
+    every global batch of ``batch_size``; epoch and offset still count global batches, so the state does not
+    depend on the number of processes and a run resumes under any world size.
     """
 
     def __init__(
@@ -62,8 +66,10 @@ class BatchStream:
         num_workers: int = 0,
         collate_fn: Callable | None = None,
         pin_memory: bool = False,
+        dist: Any = None,
     ):
         self.dataset = dataset
+        self.dist = dist
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.shuffle = shuffle
@@ -74,6 +80,15 @@ class BatchStream:
         self.epoch = 0
         self.offset = 0  # batches already consumed in this epoch
         self._it: Iterator | None = None
+        self._spec_open: tuple[int, int] = (0, 1)
+
+    def _spec(self) -> tuple[int, int]:
+        return (0, 1) if self.dist is None else (self.dist.rank, self.dist.world_size)
+
+    def _check_spec(self) -> None:
+        # Dist.solo() changes the effective world size: reopen at the same global position
+        if self._it is not None and self.dist is not None and self._spec() != self._spec_open:
+            self._it = None
 
     def __len__(self) -> int:
         n = len(self.dataset)  # type: ignore[arg-type]
@@ -88,6 +103,16 @@ class BatchStream:
 
     def _open(self) -> None:
         order = self._order(self.epoch)[self.offset * self.batch_size :]
+        self._spec_open = self._spec()
+        if self._spec_open[1] > 1:
+            bs = self.batch_size
+            batches = [order[i : i + bs] for i in range(0, len(order), bs)]
+            if self.drop_last:
+                batches = [b for b in batches if len(b) == bs]
+            self._it = iter(DataLoader(
+                self.dataset, batch_sampler=[self.dist.share(b) for b in batches], num_workers=self.num_workers,
+                collate_fn=self.collate_fn, pin_memory=self.pin_memory, persistent_workers=False))
+            return
         loader = DataLoader(
             self.dataset,
             batch_size=self.batch_size,
@@ -102,6 +127,7 @@ class BatchStream:
 
     def epoch_batches(self) -> Iterator[Batch]:
         """Yield the rest of the current epoch, then advance to the next epoch."""
+        self._check_spec()
         if self._it is None:
             self._open()
         assert self._it is not None
@@ -114,6 +140,7 @@ class BatchStream:
 
     def next(self) -> Batch:
         """The next batch, wrapping around epochs forever."""
+        self._check_spec()
         while True:
             if self._it is None:
                 self._open()

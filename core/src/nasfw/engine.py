@@ -26,10 +26,12 @@ import numpy as np
 import torch
 
 from nasfw import __version__
+from nasfw import distributed as dist_mod
 from nasfw.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from nasfw.components import Context, Optimizer, SearchSpace, Selector, ShrunkSpace
 from nasfw.config import COMPONENT_KEYS, RunConfig, dump_config
 from nasfw.data import Batch, BatchStream, SearchData
+from nasfw.distributed import LOCAL, Dist
 from nasfw.errors import ConfigError, DataError, DivergenceError, NasfwError
 from nasfw.genotype import Genotype
 from nasfw.registry import Registry, get_registry
@@ -37,10 +39,13 @@ from nasfw.runlog import JsonLines, Progress, TensorBoard
 from nasfw.supernet import Supernet
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, dist: Dist = LOCAL) -> torch.device:
+    """The run's device; under torchrun ``auto`` and ``cuda`` mean this process's ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(name)
+    if dev.type == "cuda" and dev.index is None and dist.world_size > 1 and torch.cuda.is_available():
+        dev = torch.device("cuda", dist.local_rank)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{name}' requested but CUDA is not available here; use --device cpu")
     if dev.type == "mps" and not torch.backends.mps.is_available():
@@ -83,6 +88,21 @@ def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -
     return x, y.to(device, non_blocking=True)
 
 
+def own_batches(dataset: Any, batch_size: int, dist: Dist, limit: int | None = None) -> Any:
+    """The samples of the in-order batches ``i ≡ rank (mod world)`` (``i < limit``), as one subset.
+
+    Chunking the subset by ``batch_size`` gives back exactly those batches (only the last global batch can
+    be short, and it is last here too), so each rank loads only what it evaluates.
+    """
+    n = len(dataset)
+    batches = -(-n // batch_size)
+    if limit is not None:
+        batches = min(batches, limit)
+    idx = [j for i in range(dist.rank, batches, dist.world_size)
+           for j in range(i * batch_size, min((i + 1) * batch_size, n))]
+    return torch.utils.data.Subset(dataset, idx)
+
+
 @dataclass
 class Run:
     """The state of one run; components receive it to reach data, logs and checkpoints."""
@@ -108,11 +128,14 @@ class Run:
     #: running sums of this epoch's step metrics (checkpointed so a resumed epoch averages the same)
     epoch_sums: dict[str, Any] = field(default_factory=dict)
     epoch_count: int = 0
+    #: the processes of a torchrun run (``LOCAL`` alone); only ``dist.is_main`` writes files
+    dist: Dist = LOCAL
 
     def __post_init__(self) -> None:
-        self.metrics_log = JsonLines(self.out_dir / "metrics.jsonl")
-        self.alphas_log = JsonLines(self.out_dir / "alphas.jsonl")
-        self.tb = TensorBoard(self.out_dir, self.config.log.tensorboard)
+        main = self.dist.is_main
+        self.metrics_log = JsonLines(self.out_dir / "metrics.jsonl", enabled=main)
+        self.alphas_log = JsonLines(self.out_dir / "alphas.jsonl", enabled=main)
+        self.tb = TensorBoard(self.out_dir, self.config.log.tensorboard and main)
 
     # -- helpers for components -------------------------------------------------------------
     def log(self, record: dict[str, Any]) -> None:
@@ -132,12 +155,20 @@ class Run:
         return to_device(batch, self.device, self.config.performance.channels_last)
 
     def eval_batches(self, split: str = "val", limit: int | None = None) -> Iterator[Batch]:
-        """Deterministic pass over a split (in order), on the run's device."""
+        """Deterministic pass over a split (in order), on the run's device.
+
+        Under several processes each rank gets whole batches ``i ≡ rank (mod world)``, so batch-statistics
+        BN sees the same batches as one process would; :meth:`evaluate` sums over ranks.
+        """
         assert self.data is not None
         ds = {"train": self.data.splits.train, "val": self.data.splits.val, "test": self.data.splits.test}[split]
         if ds is None:
             return
-        stream = BatchStream(ds, self.data.val.batch_size, seed=0, shuffle=False)
+        bs = self.data.val.batch_size
+        if self.dist.enabled:
+            ds = own_batches(ds, bs, self.dist, limit)
+            limit = None
+        stream = BatchStream(ds, bs, seed=0, shuffle=False)
         for i, batch in enumerate(stream.epoch_batches()):
             if limit is not None and i >= limit:
                 break
@@ -154,20 +185,33 @@ class Run:
         correct = torch.zeros((), device=self.device)
         loss = torch.zeros((), device=self.device)
         n = 0
-        with self.autocast():
+        with self.autocast(), self.dist.local_bn():  # whole batches per rank: local statistics are the batch's
             for x, y in batches:
                 logits = model(x)
                 loss += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
                 correct += (logits.argmax(1) == y).sum()
                 n += y.numel()
         model.train(was)
+        if self.dist.enabled:  # every rank evaluated its own batches: sum, so all ranks agree
+            tot = self.dist.sum_(torch.stack([correct.double(), loss.double(),
+                                              torch.tensor(float(n), dtype=torch.float64, device=self.device)]))
+            correct, loss, n = tot[0], tot[1], int(tot[2])
         if n == 0:
             return {"acc": float("nan"), "loss": float("nan"), "n": 0}
         return {"acc": float(correct) / n, "loss": float(loss) / n, "n": n}
 
     def checkpoint(self, phase_done: bool = False) -> None:
-        """Write the full state atomically (components call this at their safe points)."""
+        """Write the full state atomically (components call this at their safe points).
+
+        Every rank calls it (BN statistics are averaged first, so the state does not depend on the world
+        size); rank 0 writes.
+        """
         assert self.supernet is not None and self.optimizer is not None and self.data is not None
+        self.dist.sync_buffers_(self.supernet)
+        path = self.out_dir / "checkpoint.pt"
+        if not self.dist.is_main:
+            self.last_checkpoint = str(path)
+            return
         state = {
             "phase": self.phase,
             "epoch": self.epoch,
@@ -184,7 +228,6 @@ class Run:
             "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()},
             "epoch_count": self.epoch_count,
         }
-        path = self.out_dir / "checkpoint.pt"
         save_atomic(state, path)
         self.last_checkpoint = str(path)
 
@@ -203,10 +246,14 @@ def _make_data(run: Run, dataset: Any) -> SearchData:
     cfg = run.config
     splits = dataset.splits(cfg.seed)
     s = cfg.search
-    kw = dict(num_workers=s.num_workers, pin_memory=run.device.type == "cuda")
+    kw = dict(num_workers=s.num_workers, pin_memory=run.device.type == "cuda",
+              dist=run.dist if run.dist.world_size > 1 else None)
     train = BatchStream(splits.train, s.batch_size, seed=cfg.seed * 2 + 1, **kw)
     val = BatchStream(splits.val, s.val_batch_size or s.batch_size, seed=cfg.seed * 2 + 2, **kw)
     test = BatchStream(splits.test, s.val_batch_size or s.batch_size, seed=0, shuffle=False) if splits.test else None
+    if run.dist.world_size > 1 and s.batch_size < run.dist.world_size:
+        raise ConfigError(f"search.batch_size {s.batch_size} is the global batch, split across "
+                          f"{run.dist.world_size} processes; use at least {run.dist.world_size}")
 
     def factory(name: str, split: str, batch_size: int) -> BatchStream:
         ds = {"train": splits.train, "val": splits.val}.get(split)
@@ -238,14 +285,18 @@ def prepare(config: RunConfig, registry: Registry | None = None, out_dir: Path |
         ref = getattr(config, key)
         if ref is not None:
             ref.params = registry.validate(kind, ref).model_dump(mode="json")
-    device = resolve_device(config.device)
-    out = Path(out_dir or config.out or default_out_dir(config))
-    check_writable(out)
+    dist = dist_mod.init_from_env(config.device)
+    device = resolve_device(config.device, dist)
+    out = Path(dist.broadcast_object(str(out_dir or config.out or default_out_dir(config))))
     config.out = str(out)
-    (out / "config.yaml").write_text(dump_config(config))
+    if dist.is_main:
+        check_writable(out)
+        tmp = out / "config.yaml.tmp"  # atomic: other ranks of a resumed run may be reading it
+        tmp.write_text(dump_config(config))
+        os.replace(tmp, out / "config.yaml")
     ctx = Context(registry=registry, device=device, seed=config.seed, out_dir=out)
-    progress = Progress(config.log.progress, quiet=quiet)
-    return Run(config=config, registry=registry, out_dir=out, device=device, ctx=ctx, progress=progress)
+    progress = Progress(config.log.progress, quiet=quiet or not dist.is_main)
+    return Run(config=config, registry=registry, out_dir=out, device=device, ctx=ctx, progress=progress, dist=dist)
 
 
 def build(run: Run, resume_state: dict[str, Any] | None = None) -> None:
@@ -262,6 +313,9 @@ def build(run: Run, resume_state: dict[str, Any] | None = None) -> None:
     space: SearchSpace = reg.create("search_space", cfg.space, run.ctx)
     run.optimizer = reg.create("optimizer", cfg.optimizer, run.ctx)
     run.selector = reg.create("selector", cfg.selector, run.ctx)
+    if run.dist.enabled and run.optimizer.trains and cfg.search.epochs > 0 and not run.optimizer.distributed:
+        raise ConfigError(f"optimizer '{run.optimizer.name}' does not support multi-process runs (it does not "
+                          f"average its gradients through run.dist); run it in one process")
     if cfg.shrinker is not None:
         space = _shrink(run, space, resume_state)
     run.space = space
@@ -272,12 +326,18 @@ def build(run: Run, resume_state: dict[str, Any] | None = None) -> None:
     supernet.to(run.device)
     if cfg.performance.channels_last:
         supernet.to(memory_format=torch.channels_last)
+    if cfg.performance.compile:  # per unit (cells): a whole DARTS supernet's forward takes too long to compile
+        for unit in supernet.compile_units():
+            unit.compile()
+    if run.dist.enabled and cfg.distributed.sync_bn:
+        dist_mod.convert_batchnorm(supernet)
+    run.dist.broadcast_module_(supernet)
     run.supernet = supernet
     steps = len(run.data.train)
     if cfg.search.steps_per_epoch is not None:
         steps = min(steps, cfg.search.steps_per_epoch)
-    run.optimizer.setup(supernet, run.data, cfg.search.epochs, steps)
     run.optimizer.run = run  # type: ignore[attr-defined]
+    run.optimizer.setup(supernet, run.data, cfg.search.epochs, steps)
 
 
 def _shrink(run: Run, space: SearchSpace, resume_state: dict[str, Any] | None) -> SearchSpace:
@@ -290,9 +350,13 @@ def _shrink(run: Run, space: SearchSpace, resume_state: dict[str, Any] | None) -
         shrunk = ShrunkSpace([Genotype.from_dict(g) for g in data["members"]], data.get("info", {}))
     else:
         run.progress.line(f"shrinking space '{space.name}' with '{shrinker.name}'")
-        shrunk = shrinker.shrink(space, run)
-        path.write_text(json.dumps({"members": [g.model_dump(mode="json") for g in shrunk.members],
-                                    "info": shrunk.info}, default=str))
+        shrunk = None
+        if run.dist.is_main:  # shrinkers are not distributed-aware: rank 0 shrinks alone, the others wait
+            with run.dist.solo():
+                shrunk = shrinker.shrink(space, run)
+            path.write_text(json.dumps({"members": [g.model_dump(mode="json") for g in shrunk.members],
+                                        "info": shrunk.info}, default=str))
+        shrunk = run.dist.broadcast_object(shrunk)
     run.timings["shrink_seconds"] = time.time() - t0
     run.shrunk = shrunk
     if getattr(run.optimizer, "samples_architectures", False):
@@ -344,7 +408,8 @@ def _search(run: Run) -> None:
                 batch = data.train.next()
                 val_batch = data.val.next()
                 run.supernet.train()
-                metrics = opt.step(run.to_device(batch), run.to_device(val_batch))
+                with run.autocast():  # bf16 when performance.bf16 is set; a no-op otherwise
+                    metrics = opt.step(run.to_device(batch), run.to_device(val_batch))
                 run.global_step += 1
                 run.epoch_count += 1
                 if "loss" in metrics:  # flag non-finite losses on device; read at the next check (no sync now)
@@ -369,6 +434,8 @@ def _search(run: Run) -> None:
             if data.train.epoch == epoch:
                 data.train.epoch, data.train.offset, data.train._it = epoch + 1, 0, None
             extra = opt.epoch_end(epoch)
+            run.dist.sync_buffers_(run.supernet)  # eval-mode BN below uses the running statistics
+            run.dist.assert_same(run.supernet.state_dict(), f"the supernet (weights, α, BN) after epoch {epoch + 1}")
             ep = {f"train_{k}": float(v) / max(run.epoch_count, 1) for k, v in sums.items()}
             run.epoch_sums, run.epoch_count = {}, 0
             ep.update({k: float(v) for k, v in (extra or {}).items()})
@@ -386,7 +453,8 @@ def _search(run: Run) -> None:
             run.extra_summary["final"] = ep
             run.progress.line(f"epoch {epoch + 1}/{cfg.search.epochs}: " + " ".join(
                 f"{k}={v:.4f}" for k, v in ep.items() if k in ("train_loss", "train_acc", "val_loss", "val_acc")))
-            run.registry.epoch_end(run, epoch + 1, ep)
+            if run.dist.is_main:
+                run.registry.epoch_end(run, epoch + 1, ep)
             run.checkpoint()
 
 
@@ -424,28 +492,51 @@ def execute(run: Run, resume_state: dict[str, Any] | None = None) -> dict[str, A
     if resume_state is not None:
         _restore(run, resume_state)
         run.progress.line(f"resumed {run.out_dir} at phase '{run.phase}', epoch {run.epoch}, step {run.global_step}")
-    run.registry.run_started(run)
+    main = run.dist.is_main
+    if main:
+        run.registry.run_started(run)
     if run.phase == "search":
         _search(run)
         run.phase = "select"
         run.checkpoint()
     t0 = time.time() - run.timings.get("selection_seconds", 0.0)
     run.progress.line(f"selecting with '{run.selector.name}'")
-    genotype = run.selector.select(run.supernet, run.space, run)
+    genotype = _select(run)
     run.timings["selection_seconds"] = time.time() - t0
-    genotype.save(run.out_dir / "genotype.json")
+    if main:
+        genotype.save(run.out_dir / "genotype.json")
     summary = _summary(run, genotype)
     if run.config.evaluation.train:
         from nasfw.trainer import train_genotype
 
         summary["evaluation"] = train_genotype(run, genotype)
-    (run.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    if main:
+        (run.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     run.phase = "done"
     run.tb.close()
-    if run.config.log.plots:
+    if main and run.config.log.plots:
         _plots(run)
-    run.registry.run_finished(run, summary)
+    if main:
+        run.registry.run_finished(run, summary)
     return summary
+
+
+def _select(run: Run) -> Genotype:
+    """The selector's genotype. Under several processes a selector that declares ``distributed`` runs on
+    every rank together (its evaluations are all-reduced); any other runs on rank 0 alone, as in a
+    one-process run, and its genotype and summary entries are broadcast."""
+    assert run.supernet is not None and run.space is not None and run.selector is not None
+    sel = run.selector
+    if not run.dist.enabled or sel.distributed:
+        return sel.select(run.supernet, run.space, run)
+    result = None
+    if run.dist.is_main:
+        with run.dist.solo():
+            genotype = sel.select(run.supernet, run.space, run)
+        result = (genotype, json.loads(json.dumps(run.extra_summary, default=str)))
+    genotype, extra = run.dist.broadcast_object(result)
+    run.extra_summary.update(extra)
+    return genotype
 
 
 def _plots(run: Run) -> None:
@@ -474,6 +565,7 @@ def _summary(run: Run, genotype: Genotype) -> dict[str, Any]:
         "steps": run.global_step,
         "device": str(run.device),
         "peak_memory_mb": peak,
+        **({"world_size": run.dist.world_size} if run.dist.world_size > 1 else {}),
         "versions": {"nasfw": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     for k, v in run.extra_summary.items():
@@ -511,7 +603,7 @@ def resume_search(run_dir: str | Path, registry: Registry | None = None, quiet: 
     state = load_checkpoint(run_dir / "checkpoint.pt", map_location="cpu") if (run_dir / "checkpoint.pt").exists() \
         else None
     run = prepare(config, registry, run_dir, quiet)
-    if state is None:
+    if state is None and run.dist.is_main:
         for f in ("metrics.jsonl", "alphas.jsonl"):
             (run_dir / f).unlink(missing_ok=True)
     return run, execute(run, state)

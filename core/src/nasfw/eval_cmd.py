@@ -33,6 +33,7 @@ import click
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 def eval_command(**kw: Any) -> None:
     """Train GENOTYPE from scratch (a zoo name, genotype.json, run directory or, with --space, a string)."""
+    from nasfw.distributed import init_from_env
     from nasfw.protocols import apply_overrides, get_protocol
     from nasfw.registry import get_registry
     from nasfw.trainer import dry_run, evaluate_genotype, resume_evaluation
@@ -42,7 +43,8 @@ def eval_command(**kw: Any) -> None:
         if kw["genotype"] or kw["overrides"] or kw["dataset"] or kw["data_dir"] or kw["dry_run"]:
             raise click.UsageError("--resume continues an evaluation with its saved settings; drop the other options")
         summary = resume_evaluation(kw["resume_dir"], device=kw["device"], quiet=kw["quiet"] or kw["as_json"])
-        _report(summary, kw["as_json"], Path(kw["resume_dir"]))
+        if init_from_env(kw["device"]).is_main:
+            _report(summary, kw["as_json"], Path(kw["resume_dir"]))
         return
     if not kw["genotype"]:
         raise click.UsageError("missing GENOTYPE (a zoo name such as darts-v2, a genotype.json, or a run directory)")
@@ -65,13 +67,15 @@ def eval_command(**kw: Any) -> None:
                        f"(auxiliary head excluded), {result['flops'] / 1e6:.1f}M multiply-adds at input "
                        f"{'x'.join(map(str, protocol.input_shape))}")
         return
-    out = Path(kw["out"]) if kw["out"] else _default_out(kw["genotype"], kw["protocol_name"])
-    if not kw["quiet"] and not kw["as_json"]:
+    dist = init_from_env(kw["device"])  # torchrun: every rank trains into rank 0's directory
+    out = Path(dist.broadcast_object(str(kw["out"] or _default_out(kw["genotype"], kw["protocol_name"]))))
+    if not kw["quiet"] and not kw["as_json"] and dist.is_main:
         click.echo(f"training {resolved.origin} under '{kw['protocol_name']}' in {out}", err=True)
     summary = evaluate_genotype(resolved.genotype, protocol, out, registry=reg, device=kw["device"], seed=kw["seed"],
                                 space=resolved.space, quiet=kw["quiet"] or kw["as_json"],
                                 protocol_name=kw["protocol_name"])
-    _report(summary, kw["as_json"], out)
+    if dist.is_main:
+        _report(summary, kw["as_json"], out)
 
 
 def _default_out(text: str, protocol: str) -> Path:

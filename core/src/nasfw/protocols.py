@@ -47,6 +47,7 @@ class TrainingProtocol(StrictModel):
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     eval_every: int = Field(default=1, ge=1, description="test accuracy every N epochs (and after the last)")
     num_workers: int = Field(default=0, ge=0)
+    sync_bn: bool = Field(default=True, description="under torchrun: BatchNorm statistics over the global batch")
 
     @model_validator(mode="after")
     def _check(self) -> TrainingProtocol:

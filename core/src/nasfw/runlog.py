@@ -29,10 +29,13 @@ def _jsonable(v: Any) -> Any:
 class JsonLines:
     """An append-only JSON-lines file whose length is checkpointed, so resume truncates to it."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, enabled: bool = True):
         self.path = path
+        self.enabled = enabled  # False on the non-writing ranks of a multi-process run
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as fh:
             fh.write(json.dumps(_jsonable(record)) + "\n")
 
@@ -40,7 +43,7 @@ class JsonLines:
         return self.path.stat().st_size if self.path.exists() else 0
 
     def truncate(self, size: int) -> None:
-        if self.path.exists():
+        if self.enabled and self.path.exists():
             with open(self.path, "r+b") as fh:
                 fh.truncate(size)
 

@@ -9,6 +9,12 @@ network returns ``(logits, aux)`` in training mode, optional label smoothing and
 An evaluation directory holds ``eval.yaml`` (protocol, space, seed), ``genotype.json``, ``metrics.jsonl``,
 ``checkpoint.pt`` (after every epoch, atomically; ``--resume`` continues from it exactly), ``summary.json``
 (params, multiply-adds, best and final test accuracy) and TensorBoard event files.
+
+Under torchrun (``torchrun --nproc-per-node N -m nasfw eval ...``) the processes train one network together:
+rank 0's initial weights are broadcast, each rank takes its share of every global batch (``batch_size`` is
+the global batch), gradients are averaged over ranks before clipping and the SGD step, BN running statistics
+are averaged before each test pass and checkpoint, the test batches are split across ranks and summed, and
+only rank 0 writes files. The checkpoint does not depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from nasfw.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_st
 from nasfw.components import Context, SearchSpace
 from nasfw.config import ComponentRef
 from nasfw.data import BatchStream, DataShape
+from nasfw.distributed import current as current_dist
 from nasfw.errors import ConfigError, DataError, DivergenceError, NasfwError
 from nasfw.flops import count_macs, count_params
 from nasfw.genotype import Genotype
@@ -98,8 +105,9 @@ class _Trainer:
         self.ctx = Context(registry=registry, device=device, seed=seed, out_dir=out_dir)
         self.space = make_space(genotype, registry, space, self.ctx)
         self.schedule = registry.create("lr_schedule", protocol.lr_schedule, self.ctx)
-        self.metrics = JsonLines(out_dir / "metrics.jsonl")
-        self.tb = TensorBoard(out_dir, tensorboard)
+        self.dist = current_dist()
+        self.metrics = JsonLines(out_dir / "metrics.jsonl", enabled=self.dist.is_main)
+        self.tb = TensorBoard(out_dir, tensorboard and self.dist.is_main)
         self.epoch = 0
         self.best: float | None = None
         self.final: dict[str, float] = {}
@@ -113,9 +121,15 @@ class _Trainer:
         train, test, shape = _train_and_test(p, self.registry, self.ctx, self.seed)
         self.shape = shape
         self.model = build_eval_network(self.space, self.genotype, p, shape).to(self.device)
+        if self.dist.enabled and p.sync_bn:
+            from nasfw.distributed import convert_batchnorm
+
+            convert_batchnorm(self.model)
+        self.dist.broadcast_module_(self.model)
         self.params = count_params(self.model)
         self.flops = count_macs(self.model, (shape.channels, shape.height, shape.width), self.device)
-        kw = dict(num_workers=p.num_workers, pin_memory=self.device.type == "cuda")
+        kw = dict(num_workers=p.num_workers, pin_memory=self.device.type == "cuda",
+                  dist=self.dist if self.dist.enabled else None)
         self.train = BatchStream(train, p.batch_size, seed=self.seed * 2 + 1, **kw)
         self.test = test
         self.steps = len(self.train) if p.steps_per_epoch is None else min(len(self.train), p.steps_per_epoch)
@@ -153,7 +167,13 @@ class _Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
-        stream = BatchStream(self.test, self.protocol.eval_batch_size, seed=0, shuffle=False)
+        test = self.test
+        if self.dist.enabled:
+            from nasfw.engine import own_batches
+
+            self.dist.sync_buffers_(self.model)
+            test = own_batches(test, self.protocol.eval_batch_size, self.dist)
+        stream = BatchStream(test, self.protocol.eval_batch_size, seed=0, shuffle=False)
         correct, total, loss = 0, 0, 0.0
         for x, y in stream.epoch_batches():
             x, y = x.to(self.device), y.to(self.device)
@@ -162,6 +182,9 @@ class _Trainer:
             loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
             total += y.numel()
+        if self.dist.enabled:
+            tot = self.dist.sum_(torch.tensor([correct, total, loss], dtype=torch.float64, device=self.dist.device))
+            correct, total, loss = int(tot[0]), int(tot[1]), float(tot[2])
         return {"test_acc": correct / max(total, 1), "test_loss": loss / max(total, 1)}
 
     def run_epoch(self, epoch: int) -> dict[str, float]:
@@ -184,6 +207,8 @@ class _Trainer:
             self.opt.zero_grad(set_to_none=True)
             loss, logits = self.loss(self.model(x), y)
             loss.backward()
+            if self.dist.enabled:
+                self.dist.average_([q.grad for q in self.model.parameters()], weight=y.numel())
             if p.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), p.grad_clip)
             self.opt.step()
@@ -191,6 +216,10 @@ class _Trainer:
             correct += (logits.detach().argmax(1) == y).sum()
             n += y.numel()
             self.progress.advance(f"loss={float(loss.detach()):.3f}" if i % 10 == 0 else "")
+        if self.dist.enabled:
+            tot = self.dist.sum_(torch.stack([loss_sum.double(), correct.double(),
+                                              torch.tensor(float(n), dtype=torch.float64, device=self.device)]))
+            loss_sum, correct, n = tot[0], tot[1], int(tot[2])
         rec = {"train_loss": float(loss_sum) / max(n, 1), "train_acc": float(correct) / max(n, 1),
                "lr": lr, "drop_path_prob": drop}
         if not math.isfinite(rec["train_loss"]):
@@ -220,7 +249,9 @@ class _Trainer:
                 self.tb.scalars("eval", rec, self.epoch)
                 self.progress.line(f"eval epoch {self.epoch}/{p.epochs}: " + " ".join(
                     f"{k}={v:.4f}" for k, v in rec.items() if k in ("train_loss", "train_acc", "test_acc", "lr")))
-                save_atomic(self.state(), self.out_dir / "checkpoint.pt")
+                self.dist.sync_buffers_(self.model)
+                if self.dist.is_main:
+                    save_atomic(self.state(), self.out_dir / "checkpoint.pt")
                 done_now += 1
         self.tb.close()
 
@@ -262,8 +293,10 @@ def evaluate_genotype(genotype: Genotype, protocol: TrainingProtocol | str = "qu
     ``resume=True`` continues from ``out_dir/checkpoint.pt``; ``stop_after`` trains at most that many epochs in
     this call (time-sliced jobs), a later ``resume`` finishes the rest.
     """
+    from nasfw.distributed import init_from_env
     from nasfw.engine import check_writable, resolve_device
 
+    dist = init_from_env(device)
     reg = registry or get_registry()
     if isinstance(protocol, str):
         protocol_name = protocol_name or protocol
@@ -273,20 +306,24 @@ def evaluate_genotype(genotype: Genotype, protocol: TrainingProtocol | str = "qu
     ckpt = out / "checkpoint.pt"
     if not resume and ckpt.exists():
         raise ConfigError(f"{out} already holds an evaluation; continue it with --resume {out} or choose another --out")
-    check_writable(out)
-    dev = resolve_device(device)
-    if not resume:
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-        _write_spec(out, genotype, protocol, protocol_name, space, seed)
-    trainer = _Trainer(genotype, protocol, out, reg, dev, seed, progress or Progress(quiet=quiet), space,
-                       tensorboard, protocol_name)
+    dev = resolve_device(device, dist)
+    if dist.is_main:
+        check_writable(out)
+        if not resume:
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+            _write_spec(out, genotype, protocol, protocol_name, space, seed)
+    trainer = _Trainer(genotype, protocol, out, reg, dev, seed, progress or Progress(quiet=quiet or not dist.is_main),
+                       space, tensorboard, protocol_name)
     trainer.setup()
     if resume and ckpt.exists():
         trainer.restore(load_checkpoint(ckpt, map_location="cpu"))
         trainer.progress.line(f"resumed evaluation {out} at epoch {trainer.epoch}/{protocol.epochs}")
     trainer.fit(stop_after)
     summary = trainer.summary()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    if dist.world_size > 1:
+        summary["world_size"] = dist.world_size
+    if dist.is_main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 
@@ -337,8 +374,9 @@ def train_genotype(run: Run, genotype: Genotype) -> dict[str, Any]:
             resume = Genotype.from_dict(state.get("genotype")) == genotype
         except NasfwError:
             resume = False
-        if not resume:
-            (out / "checkpoint.pt").unlink()
+        if not resume and run.dist.is_main:
+            (out / "checkpoint.pt").unlink(missing_ok=True)
+        run.dist.barrier()  # no rank may see the stale checkpoint after rank 0 decided to start over
     run.progress.line(f"training the genotype from scratch ('{cfg.evaluation.protocol}' protocol) in {out}")
     return evaluate_genotype(genotype, protocol, out, registry=run.registry, device=str(run.device), seed=cfg.seed,
                              space=cfg.space.model_dump(mode="json"), resume=resume,

@@ -36,10 +36,15 @@ def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class DartsOptimizer(Optimizer):
-    """DARTS: α by Adam on the validation loss, w by SGD on the training loss, alternating every step."""
+    """DARTS: α by Adam on the validation loss, w by SGD on the training loss, alternating every step.
+
+    Under torchrun every gradient (w, α, and the second-order terms) is averaged over the ranks' shards
+    before it is used, so all ranks take the step of the whole global batch.
+    """
 
     Config = DartsConfig
     config: DartsConfig
+    distributed = True
 
     def setup(self, supernet: Supernet, data: SearchData, epochs: int, steps_per_epoch: int) -> None:
         super().setup(supernet, data, epochs, steps_per_epoch)
@@ -101,16 +106,24 @@ class DartsOptimizer(Optimizer):
         logits = self.supernet(x)
         loss = _ce(logits, y)
         loss.backward(inputs=self.weights)
+        out = loss.detach(), (logits.argmax(1) == y).float().mean().detach()
+        if self.dist.enabled:  # the global batch's gradient (and metrics) on every rank, before clipping
+            out = out[0].clone(), out[1]
+            self.dist.average_([*(p.grad for p in self.weights), *out], weight=y.numel())
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_opt.step()
-        return loss.detach(), (logits.argmax(1) == y).float().mean().detach()
+        return out
 
     def first_order_alpha_grad(self, val_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
         """∇_α L_val(w, α)."""
         x, y = val_batch
         loss = _ce(self.supernet(x), y)
-        return list(torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True)), loss
+        grads = list(torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True))
+        if self.dist.enabled:
+            loss = loss.detach().clone()
+            self.dist.average_([*grads, loss], weight=y.numel())
+        return grads, loss
 
     def unrolled_alpha_grad(self, train_batch: Batch, val_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
         """∇_α L_val(w', α) − ξ (∇_α L_tr(w⁺) − ∇_α L_tr(w⁻)) / 2ε, with w' = w − ξ(∇_w L_tr + μm + λw)."""
@@ -124,6 +137,7 @@ class DartsOptimizer(Optimizer):
         # 1. virtual step
         loss_tr = _ce(net(x_tr), y_tr)
         g_w = torch.autograd.grad(loss_tr, self.weights, allow_unused=True, materialize_grads=True)
+        self.dist.average_(g_w, weight=y_tr.numel())  # w' must be the same on every rank
         w_prime = []
         with torch.no_grad():
             for p, g in zip(self.weights, g_w):
@@ -138,10 +152,14 @@ class DartsOptimizer(Optimizer):
         loss_val = _ce(functional_call(net, (params, buffers), (x_val,)), y_val)
         grads = torch.autograd.grad(loss_val, [*self.alphas, *w_prime], allow_unused=True, materialize_grads=True)
         d_alpha, v = list(grads[: len(self.alphas)]), grads[len(self.alphas):]
+        if self.dist.enabled:  # the global ∇L_val, so ε and w ± εv agree across ranks
+            loss_val = loss_val.detach().clone()
+            self.dist.average_([*grads, loss_val], weight=y_val.numel())
         # 3. finite-difference Hessian-vector product at w ± εv
         eps = c.fd_r / torch.sqrt(sum((g.detach() ** 2).sum() for g in v))
         hvp = self._alpha_grad_at(v, eps, train_batch, buffers, names, arch_names, +1)
         hvn = self._alpha_grad_at(v, eps, train_batch, buffers, names, arch_names, -1)
+        self.dist.average_([*hvp, *hvn], weight=x_tr.shape[0])
         out = [da - xi * (p - n) / (2 * eps) for da, p, n in zip(d_alpha, hvp, hvn)]
         return out, loss_val.detach()
 

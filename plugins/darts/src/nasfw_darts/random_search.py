@@ -37,6 +37,7 @@ class RandomSearch(Optimizer):
     Config = RandomConfig
     config: RandomConfig
     samples_architectures = True
+    distributed = True  # every rank samples the same architecture (same RNG); gradients are averaged
 
     def setup(self, supernet: Supernet, data: SearchData, epochs: int, steps_per_epoch: int) -> None:
         super().setup(supernet, data, epochs, steps_per_epoch)
@@ -73,10 +74,14 @@ class RandomSearch(Optimizer):
             logits = self.supernet(x)
         loss = F.cross_entropy(logits.float(), y)
         loss.backward(inputs=self.weights)
+        out = {"loss": loss.detach(), "acc": (logits.argmax(1) == y).float().mean().detach()}
+        if self.dist.enabled:
+            out["loss"] = out["loss"].clone()
+            self.dist.average_([*(p.grad for p in self.weights), out["loss"], out["acc"]], weight=y.numel())
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_opt.step()
-        return {"loss": loss.detach(), "acc": (logits.argmax(1) == y).float().mean().detach()}
+        return out
 
     def epoch_end(self, epoch: int) -> dict[str, float]:
         if epoch != self.epochs - 1:

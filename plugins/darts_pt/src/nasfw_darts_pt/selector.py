@@ -12,6 +12,10 @@ Only core interfaces are used: the supernet's mask buffers (decisions), ``overri
 perturbed evaluations, which never rebuild modules), the space's ``topology()``/``discretize()`` and the
 run's data, ``evaluate`` and ``checkpoint``. Decisions, tuning progress, the RNG and the cost so far are
 in :meth:`state_dict`, so a killed selection resumes at the last decision or tuning epoch.
+
+Under torchrun all ranks select together: ``run.evaluate`` sums each evaluation over the ranks' batches
+(so every rank sees the same scores), the fine-tuning steps are the optimizer's distributed steps, and each
+decision is still taken from rank 0 (broadcast), so the masks can never drift apart.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from pydantic import Field
 
 from nasfw.components import EdgeWeighting, Optimizer, SearchSpace, Selector, StrictModel
+from nasfw.distributed import of as dist_of
 from nasfw.errors import ConfigError
 from nasfw.genotype import Genotype
 from nasfw.supernet import Supernet
@@ -83,6 +88,7 @@ class PerturbSelector(Selector):
 
     Config = PerturbConfig
     config: PerturbConfig
+    distributed = True
 
     def __init__(self, config: Any = None, ctx: Any = None):
         super().__init__(config, ctx)
@@ -242,7 +248,7 @@ class PerturbSelector(Selector):
         for i in range(1, len(scores)):
             if (scores[i] < scores[best]) if crit == "acc" else (scores[i] > scores[best]):
                 best = i
-        chosen = cols[best]
+        chosen = dist_of(run).broadcast_object(cols[best])
         mask[row] = False
         mask[row, chosen] = True
         supernet.set_mask(cell, mask)
@@ -268,6 +274,7 @@ class PerturbSelector(Selector):
                 if worst is None or ((s >= worst_score) if crit == "acc" else (s <= worst_score)):
                     worst, worst_score = r, s
             history.append({"edges": list(edges), crit: scores})
+            worst = dist_of(run).broadcast_object(worst)
             edges.remove(worst)
             removed.append(worst)
         for r in removed:

@@ -17,6 +17,10 @@ trains (effectively M = 0); ``legacy_shared_optimizer=true`` reproduces that (se
 
 The update is added to α directly (no Adam, no α weight decay), every ``update_every`` (= M)
 weight steps after ``warmup_epochs``; the weight step is DARTS' SGD step.
+
+Under torchrun every rank draws the same perturbations (the sampling generator is seeded alike and
+checked at each epoch start), the oracle's inner-step gradients and its losses are averaged over the
+ranks' shards, so every rank computes the same move and α stays identical everywhere.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class ZartsOptimizer(Optimizer):
 
     Config = ZartsConfig
     config: ZartsConfig
+    distributed = True
 
     def setup(self, supernet: Supernet, data: SearchData, epochs: int, steps_per_epoch: int) -> None:
         super().setup(supernet, data, epochs, steps_per_epoch)
@@ -121,6 +126,9 @@ class ZartsOptimizer(Optimizer):
         lr = self.tuning_lr if self.tuning_lr is not None else self.schedule.lr(epoch, self.epochs, self.config.w_lr)
         for g in self.w_opt.param_groups:
             g["lr"] = lr
+        if self.dist.enabled:  # same perturbations on every rank needs the same generator (and α)
+            self.dist.assert_same({"generator": self.generator.get_state(), "alpha": self.current_alpha()},
+                                  "the ZARTS sampling generator and α")
 
     def configure_tuning(self, lr: float | None, update_alpha: bool) -> None:
         """DARTS-PT fine-tuning: a fresh weight SGD at a constant lr; α updates on or off."""
@@ -154,10 +162,14 @@ class ZartsOptimizer(Optimizer):
         logits = self.supernet(x)
         loss = _ce(logits, y)
         loss.backward(inputs=self.weights)
+        out = loss.detach(), (logits.argmax(1) == y).float().mean().detach()
+        if self.dist.enabled:  # the global batch's gradient (and metrics) on every rank, before clipping
+            out = out[0].clone(), out[1]
+            self.dist.average_([*(p.grad for p in self.weights), *out], weight=y.numel())
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_opt.step()
-        return loss.detach(), (logits.argmax(1) == y).float().mean().detach()
+        return out
 
     def alpha_update(self, val_batch: Batch) -> dict[str, float]:
         """Move α once; returns diagnostics (subclasses)."""
@@ -230,6 +242,8 @@ class ZartsOptimizer(Optimizer):
                     t.grad = None
                 loss = _ce(functional_call(net, (params, self.scratch_buffers), (x,)), y)
                 loss.backward(inputs=tensors)
+                if self.dist.enabled:
+                    self.dist.average_([t.grad for t in tensors], weight=y.numel())
                 if c.inner_grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(tensors, c.inner_grad_clip)
                 inner_opt.step()
@@ -237,14 +251,21 @@ class ZartsOptimizer(Optimizer):
                 t.grad = None
             with torch.no_grad():
                 x, y = val_batch
-                return float(_ce(functional_call(net, (params, self.scratch_buffers), (x,)), y))
+                return self._global(_ce(functional_call(net, (params, self.scratch_buffers), (x,)), y), y)
         finally:
             net.train(was)
 
     def plain_loss(self, val_batch: Batch) -> float:
         """L_val(w, α) with the main weights, no adaptation (no grad)."""
         with torch.no_grad():
-            return float(_ce(self.supernet(val_batch[0]), val_batch[1]))
+            return self._global(_ce(self.supernet(val_batch[0]), val_batch[1]), val_batch[1])
+
+    def _global(self, loss: torch.Tensor, y: torch.Tensor) -> float:
+        """A shard's mean loss → the global batch's (the same float on every rank)."""
+        if self.dist.enabled:
+            loss = loss.detach().clone()
+            self.dist.average_([loss], weight=y.numel())
+        return float(loss)
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -301,6 +322,9 @@ class ZartsMGS(ZartsOptimizer):
         alphas = self.supernet.arch_parameters()
         loss0 = _ce(self.supernet(x), y)
         grads = torch.autograd.grad(loss0, list(alphas.values()), allow_unused=True, materialize_grads=True)
+        if self.dist.enabled:
+            loss0 = loss0.detach().clone()
+            self.dist.average_([*grads, loss0], weight=y.numel())
         grad = {k: g.detach().cpu().to(torch.float64) for k, g in zip(alphas, grads)}
         inner = self.inner_batches()
         sigma = self.sigma()
