@@ -141,3 +141,15 @@ def test_two_process_eval_writes_one_summary_and_matches_one_process(tmp_path):
     assert len((two / "metrics.jsonl").read_text().splitlines()) == 1
     assert abs(s2["final"]["train_loss"] - s1["final"]["train_loss"]) <= 1e-4
     assert abs(s2["final_test_acc"] - s1["final_test_acc"]) <= 1e-2
+
+
+def test_a_selector_that_is_not_distributed_runs_on_rank_0_alone(tmp_path):
+    """SNIP scores one labelled batch; under torchrun rank 0 scores the whole batch (as one process does)
+    and broadcasts the genotype, so the result is exactly the one-process one."""
+    args = ["run", *TINY, "--optimizer", "none", "--selector", "snip", "--set", "selector.batch_size=16"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    one_process(*args, "--out", str(one))
+    torchrun(2, *args, "--out", str(two))
+    assert Genotype.load(two / "genotype.json") == Genotype.load(one / "genotype.json")
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one, two))
+    assert s2["saliency"]["scores"] == s1["saliency"]["scores"]

@@ -50,9 +50,12 @@ def _one_thread(monkeypatch):
 
 
 def test_local_sweep_one_row_per_trial_and_a_failing_trial_does_not_stop_the_others(tmp_path, capsys):
-    # the third cell is an invalid option: it fails in its own process, the two searches still finish
-    path = _sweep_file(tmp_path, {"seed": [0, 1], "space.init_channels": [4]}, "ok")
-    bad = _sweep_file(tmp_path, {"optimizer.w_lr": [0.025, -1.0]}, "bad")
+    # two searches and one invalid cell (steps_per_epoch must be >= 1): it fails in its own process, with its
+    # one-line error in the table, and the two searches still finish
+    path = _sweep_file(tmp_path, {"seed": [0, 1], "search.steps_per_epoch": [2]}, "ok")
+    path_bad = tmp_path / "bad.yaml"
+    path_bad.write_text(yaml.safe_dump({"name": "bad", "base": TINY_BASE,
+                                        "grid": {"search.steps_per_epoch": [1, 0]}}))
     out = tmp_path / "sweep"
     code, stdout, _ = _main(capsys, "sweep", str(path), "--backend", "local", "--parallel", "2", "--out", str(out))
     assert code == 0 and "2/2 trials ok" in stdout
@@ -63,13 +66,14 @@ def test_local_sweep_one_row_per_trial_and_a_failing_trial_does_not_stop_the_oth
         assert summary["seed"] == int(r["seed"]) and r["genotype"] == summary["genotype_str"]
         assert float(r["val_acc"]) == pytest.approx(summary["final"]["val_acc"])
     out2 = tmp_path / "sweep-bad"
-    code, stdout, _ = _main(capsys, "sweep", str(bad), "--backend", "local", "--parallel", "2", "--out", str(out2))
+    code, stdout, _ = _main(capsys, "sweep", str(path_bad), "--backend", "local", "--parallel", "2",
+                            "--out", str(out2))
     assert code == 1 and "1/2 trials ok" in stdout
     rows = _table(out2)
     assert [r["status"] for r in rows] == ["ok", "failed"]
-    assert rows[1]["error"].startswith("Error: invalid option") and "w_lr" in rows[1]["error"]
+    assert rows[1]["error"].startswith("Error: invalid setting 'search.steps_per_epoch'")
     assert "\n" not in rows[1]["error"] and rows[1]["genotype"] == ""
-    assert (Path(rows[0]["out"]) / "genotype.json").exists()
+    assert (Path(rows[0]["out"]) / "genotype.json").exists() and int(rows[0]["search.steps_per_epoch"]) == 1
 
 
 @pytest.mark.skipif(not ray_available(), reason="Ray is not installed (pip install 'nasfw[ray]')")
