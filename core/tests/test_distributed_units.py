@@ -151,3 +151,17 @@ def test_two_gloo_processes_average_and_normalise_like_one_process(tmp_path):
         assert o["avg"] == [1.25, 1.25]  # (3·1 + 1·2) / 4
         assert o["grad_gap"] < 1e-12 and o["stat_gap"] < 1e-12  # float64: the same math up to rounding
         assert o["mismatch_caught"] and o["local_ok"] and o["obj"] == {"rank": 0}
+
+
+def test_an_optimizer_that_is_not_distributed_is_refused_under_several_processes(tmp_path):
+    from nasfw import testing as kit
+    from nasfw.config import RunConfig
+    from nasfw.engine import build, prepare
+    from nasfw.errors import ConfigError
+
+    config = RunConfig(space="toy-cell", optimizer="kit-sgd", selector="kit-strongest", dataset="toy-images",
+                       device="cpu", log={"progress": "none", "tensorboard": False, "plots": False})
+    run = prepare(config, kit.toy_registry(load_entrypoints=False), tmp_path / "run", quiet=True)
+    run.dist = Dist(0, 2)  # as under torchrun; the refusal comes before any collective
+    with pytest.raises(ConfigError, match="'kit-sgd' does not support multi-process runs"):
+        build(run)
