@@ -326,11 +326,11 @@ def build(run: Run, resume_state: dict[str, Any] | None = None) -> None:
     supernet.to(run.device)
     if cfg.performance.channels_last:
         supernet.to(memory_format=torch.channels_last)
+    if run.dist.enabled and cfg.distributed.sync_bn:  # before compiling, so compiled units see the final layers
+        dist_mod.convert_batchnorm(supernet)
     if cfg.performance.compile:  # per unit (cells): a whole DARTS supernet's forward takes too long to compile
         for unit in supernet.compile_units():
             unit.compile()
-    if run.dist.enabled and cfg.distributed.sync_bn:
-        dist_mod.convert_batchnorm(supernet)
     run.dist.broadcast_module_(supernet)
     run.supernet = supernet
     steps = len(run.data.train)
