@@ -54,6 +54,6 @@ def plain_copy(supernet: nn.Module) -> nn.Module:
     for cell in net.cells:
         if hasattr(cell, "preprocess0"):
             cell.forward = types.MethodType(_plain_darts_cell, cell)
-        elif hasattr(cell, "relu_first"):
+        elif hasattr(cell, "edges"):  # an NB201 search cell (the residual blocks have none)
             cell.forward = types.MethodType(_plain_nb201_cell, cell)
     return net

@@ -34,8 +34,6 @@ class SearchCell(nn.Module):
                 self.edges.append(nn.ModuleList(make_op(name, C, stride) for name in edge_ops[row]))
                 row += 1
 
-        #: per row and op: does the op start with ReLU (then relu(h) is computed once per input state)
-        self.relu_first = [[starts_with_relu(op) for op in row] for row in self.edges]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
                 active: list[list[int]]) -> torch.Tensor:
@@ -48,9 +46,9 @@ class SearchCell(nn.Module):
             acc = None
             for j, h in enumerate(states):
                 row = offset + j
-                ops, relu_first = self.edges[row], self.relu_first[row]
+                ops = self.edges[row]
                 for k in active[row]:
-                    if relu_first[k]:
+                    if starts_with_relu(ops[k]):  # checked per call: modules may be swapped after build
                         if relus[j] is None:
                             relus[j] = torch.relu(h)
                         out = after_leading_relu(ops[k], relus[j])

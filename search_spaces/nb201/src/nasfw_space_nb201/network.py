@@ -80,7 +80,6 @@ class SearchCell(nn.Module):
         for _ in EDGES:
             self.edges.append(nn.ModuleList(
                 make_op(op, C, affine=False, track_running_stats=track_running_stats) for op in ops))
-        self.relu_first = [[starts_with_relu(op) for op in row] for row in self.edges]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: list[list[int]]) -> torch.Tensor:
         """Σ w·op(h) per edge over the ``active`` ops; relu(h) is computed once per node for every op
@@ -91,9 +90,9 @@ class SearchCell(nn.Module):
             h = nodes[inp]
             if h is None:
                 continue
-            ops, relu_first = self.edges[row], self.relu_first[row]
+            ops = self.edges[row]
             for k in active[row]:
-                if relu_first[k]:
+                if starts_with_relu(ops[k]):  # checked per call: modules may be swapped after build
                     if relus[inp] is None:
                         relus[inp] = torch.relu(h)
                     out = after_leading_relu(ops[k], relus[inp])
