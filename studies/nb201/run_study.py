@@ -207,7 +207,7 @@ def worker(config_path: Path) -> int:
     registry.add_plugin(plugin, "nb201-study", "studies/nb201")
     config = build_config(read_config_file(config_path))
     t0 = time.time()
-    if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()):
+    if torch.cuda.is_available() and (config.device.startswith("cuda") or config.device == "auto"):
         torch.cuda.reset_peak_memory_stats()
     run, _ = run_search(config, registry=registry, quiet=True)
     measures = {
@@ -337,9 +337,16 @@ def table_context(table: Path | None) -> dict[str, Any]:
         ctx[f"{d}_uniform_mean"], ctx[f"{d}_uniform_std"] = statistics.mean(vals), statistics.pstdev(vals)
         ctx[f"{d}_at_c10_optimum"] = best[d]
         ctx[f"{d}_best"] = max(vals)
-    allskip = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
-    if allskip in entries:
-        ctx.update({f"{d}_all_skip": entries[allskip][1][d] for d in DATASETS})
+    for op in ("skip_connect", "avg_pool_3x3", "none"):  # the cells DARTS collapses to, and what they score
+        cell = f"|{op}~0|+|{op}~0|{op}~1|+|{op}~0|{op}~1|{op}~2|"
+        if cell in entries:
+            ctx.update({f"{d}_all_{op}": entries[cell][1][d] for d in DATASETS})
+    by_count: dict[int, list[float]] = {}
+    for arch, (_, acc) in entries.items():
+        k = sum(part.split("~")[0] in PARAM_FREE for part in arch.strip("|").replace("|+|", "|").split("|"))
+        by_count.setdefault(k, []).append(acc["cifar10"])
+    ctx["cifar10_mean_by_param_free_edges"] = {k: statistics.mean(v) for k, v in sorted(by_count.items())}
+    ctx["cells_by_param_free_edges"] = {k: len(v) for k, v in sorted(by_count.items())}
     return ctx
 
 
@@ -415,6 +422,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="extra override for every run, KEY=VALUE as in nasfw run --set (e.g. search.epochs=1)")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the workers (cpu default: 1)")
     p.add_argument("--timeout", type=float, default=None, help="seconds before a run is killed")
+    p.add_argument("--in-process", action="store_true",
+                   help="run each config in this process instead of a worker (faster start; for tests)")
     p.add_argument("--table-only", action="store_true", help="only rebuild the tables from existing runs")
     p.add_argument("--dry-run", action="store_true", help="write and validate the run configs, run nothing")
     return p.parse_args(argv)
@@ -440,6 +449,29 @@ def _has_images(data_dir: Path) -> bool:
     return data_dir.is_dir() and len([p for p in data_dir.glob("*/train") if p.is_dir()]) == 1
 
 
+
+def _run_worker(cfg_path: Path, log_path: Path, env: dict[str, str], timeout: float | None) -> int:
+    """One run in a fresh process, so its peak memory is its own."""
+    with log_path.open("w") as log:
+        try:
+            return subprocess.run([sys.executable, __file__, "_worker", str(cfg_path)], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            log.write(f"\nkilled after the study's timeout of {timeout} s\n")
+            return -1
+
+
+def _run_in_process(cfg_path: Path, log_path: Path) -> int:
+    """One run in this process (tests: no second start-up); the search peak RSS stays per run (VmHWM reset)."""
+    from nasfw.errors import NasfwError
+
+    try:
+        return worker(cfg_path)
+    except (NasfwError, RuntimeError, ValueError) as exc:
+        log_path.write_text(f"Error: {type(exc).__name__}: {exc}\n")
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -460,6 +492,10 @@ def main(argv: list[str] | None = None) -> int:
         threads = args.threads or (1 if args.protocol == "cpu" else None)
         if threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+            if args.in_process:
+                import torch
+
+                torch.set_num_threads(threads)
         todo = []
         for seed in seeds:  # seeds outermost: a study cut short still has every method at the first seeds
             for m in methods:
@@ -479,13 +515,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{i}/{len(todo)}] {m} seed {seed}: {cfg_path}", flush=True)
                 continue
             t0 = time.time()
-            with (run_dir / "worker.log").open("w") as log:
-                try:
-                    rc = subprocess.run([sys.executable, __file__, "_worker", str(cfg_path)], env=env, stdout=log,
-                                        stderr=subprocess.STDOUT, timeout=args.timeout).returncode
-                except subprocess.TimeoutExpired:
-                    log.write(f"\nkilled after the study's timeout of {args.timeout} s\n")
-                    rc = -1
+            if args.in_process:
+                rc = _run_in_process(cfg_path, run_dir / "worker.log")
+            else:
+                rc = _run_worker(cfg_path, run_dir / "worker.log", env, args.timeout)
             row = collect_run(run_dir)
             what = (f"C10 {row.get('cifar10_test_acc', float('nan')):.2f} {row['cell']}" if "cell" in row
                     else f"FAILED (rc {rc}): {row['error']}")
@@ -496,8 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     for m in methods:
         rows = []
         for seed in seeds:
-            r = collect_run(out / m / f"seed{seed}")
-            rows.append({"method": m, "seed": seed, **r})
+            run_dir = out / m / f"seed{seed}"
+            if args.table_only and not run_dir.is_dir():
+                continue  # never attempted (a study run with fewer seeds for this method)
+            rows.append({"method": m, "seed": seed, **collect_run(run_dir)})
         per_run += rows
         agg.append(aggregate(m, specs[m].get("label", m), rows))
     try:
@@ -505,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the benchmark table is optional for running, needed for context only
         print(f"no NB201 table context: {exc}", file=sys.stderr)
         ctx = None
+    results.parent.mkdir(parents=True, exist_ok=True)
     write_csv(results, agg)
     write_csv(results.with_name(results.stem + "_runs.csv"), per_run)
     md = markdown(agg, ctx)
