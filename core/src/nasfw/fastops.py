@@ -5,9 +5,10 @@ A supernet evaluates every candidate op on every edge, so work that the ops repe
 * Most convolutional candidates start with ``ReLU`` of the edge input. :func:`starts_with_relu` and
   :func:`after_leading_relu` let a cell compute ``relu(h)`` once per input state and feed it to every
   such op (same values, fewer kernels, fewer saved activations).
-* ``avg_pool_3x3`` with ``count_include_pad=False`` is slow on CPU. :class:`AvgPool2d` computes it
-  as a depthwise convolution with a ones kernel times the reciprocal window count (equal up to
-  floating-point rounding); on other devices it keeps the native kernel.
+* ``avg_pool_3x3`` with ``count_include_pad=False`` is slow on CPU. :class:`AvgPool2d` computes it in
+  float32 as a depthwise convolution with a ones kernel times the reciprocal window count (equal up to
+  floating-point rounding); other devices and dtypes (float64 convolutions are not faster) keep the
+  native kernel.
 
 Nothing here is specific to a space or a paper; the DARTS and NB201 supernets use both.
 """
@@ -53,8 +54,8 @@ class AvgPool2d(nn.AvgPool2d):
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type != "cpu" or x.dim() != 4 or self.ceil_mode or self.divisor_override
-                or not isinstance(self.kernel_size, int)):
+        if (x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or self.ceil_mode
+                or self.divisor_override or not isinstance(self.kernel_size, int)):
             return super().forward(x)
         k, s, p = self.kernel_size, self.stride, self.padding
         c, h, w = x.shape[1:]

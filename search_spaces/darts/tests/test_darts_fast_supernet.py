@@ -83,14 +83,14 @@ def test_avg_pool_equals_torch_including_gradient() -> None:
     torch.manual_seed(0)
     for stride in (1, 2):
         for include in (False, True):
-            x = torch.randn(3, 5, 9, 8, dtype=torch.float64, requires_grad=True)
+            x = torch.randn(3, 5, 9, 8, requires_grad=True)
             fast, ref = AvgPool2d(3, stride, 1, include), nn.AvgPool2d(3, stride, 1, count_include_pad=include)
             yf, yr = fast(x), ref(x)
-            assert yf.shape == yr.shape and torch.allclose(yf, yr, rtol=1e-12, atol=1e-12)
+            assert yf.shape == yr.shape and torch.allclose(yf, yr, rtol=1e-6, atol=1e-7)
             w = torch.randn_like(yr)
             gf, = torch.autograd.grad((yf * w).sum(), x)
             gr, = torch.autograd.grad((yr * w).sum(), x)
-            assert torch.allclose(gf, gr, rtol=1e-12, atol=1e-12)
+            assert torch.allclose(gf, gr, rtol=1e-6, atol=1e-7)
 
 
 def test_leading_relu_split_is_exact() -> None:
