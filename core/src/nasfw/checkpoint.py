@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,12 @@ def _tuplify(x: Any) -> Any:
 
 
 def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = True) -> None:
-    """Write to a temporary file, fsync, then rename over ``path``; the old file becomes ``*.prev.pt``."""
+    """Write to a temporary file, fsync, then rename over ``path``; the old file becomes ``*.prev.pt``.
+
+    ``path`` exists at every instant once first written (a kill between two renames must not leave only
+    ``*.prev.pt`` and ``*.tmp``, which ``--resume`` would not find): the previous file is linked (or copied) to
+    ``*.prev.pt`` first, then the new one renamed over ``path`` atomically.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     payload = {"format": FORMAT, "version": VERSION, **obj}
@@ -53,7 +59,12 @@ def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = Tru
         fh.flush()
         os.fsync(fh.fileno())
     if keep_previous and path.exists():
-        os.replace(path, previous_path(path))
+        prev = previous_path(path)
+        prev.unlink(missing_ok=True)
+        try:
+            os.link(path, prev)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(path, prev)
     os.replace(tmp, path)
 
 

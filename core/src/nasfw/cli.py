@@ -238,7 +238,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(rc)  # a command's ctx.exit(code) (nasfw sweep: some trials failed)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C inside a command into Abort
+            _interrupted(argv)
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -248,14 +250,21 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("Interrupted; continue with 'nasfw run --resume RUN_DIR'.", err=True)
-        sys.exit(130)
+        _interrupted(argv)
     except Exception as exc:
         if os.environ.get("NASFW_DEBUG"):
             traceback.print_exc()
         click.echo(f"Internal error: {type(exc).__name__}: {exc} (set NASFW_DEBUG=1 for a traceback; "
                    f"please report it)", err=True)
         sys.exit(1)
+
+
+def _interrupted(argv: list[str] | None) -> None:
+    """Ctrl-C: exit 130 with the command that continues from the last checkpoint."""
+    args = sys.argv[1:] if argv is None else argv
+    again = {"run": "nasfw run --resume RUN_DIR", "eval": "nasfw eval --resume EVAL_DIR"}.get(args[0] if args else "")
+    click.echo(f"Interrupted; continue with '{again}'." if again else "Interrupted.", err=True)
+    sys.exit(130)
 
 
 def _usage_hint(exc: click.ClickException) -> str:

@@ -11,7 +11,9 @@ from nasfw.genotype import Genotype, GenotypeEdge, ZooEntry
 DARTS_SOURCE = ("Liu, Simonyan & Yang, DARTS, ICLR 2019; github.com/quark0/darts cnn/genotypes.py "
                 "(DARTS_V1 / DARTS_V2, normal_concat = reduce_concat = [2, 3, 4, 5])")
 
-#: DARTS (first order), CIFAR-10 search: 3.00 ± 0.14 % test error, 3.3M params (paper Table 1).
+#: DARTS (first order), CIFAR-10 search: 3.00 ± 0.14 % test error, 3.3M params (paper Table 1). This released
+#: cell counts 3.17M (3,169,414) at C = 36, 20 cells: DARTS_V2's 3,349,342 minus one dil_conv_3x3 per normal
+#: cell (the reduction cells are parameter-free), so the table's 3.3M is not this cell's size.
 DARTS_V1_PAIRS = {
     "normal": [("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 0), ("sep_conv_3x3", 1),
                ("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2)],
@@ -38,7 +40,8 @@ def from_pairs(pairs: dict[str, list[tuple[str, int]]], space: str = "darts") ->
 
 ZOO: dict[str, ZooEntry] = {
     "darts-v1": ZooEntry(genotype=from_pairs(DARTS_V1_PAIRS), source=DARTS_SOURCE,
-                         notes="first-order DARTS; CIFAR-10 3.00 ± 0.14 % error, 3.3M params"),
+                         notes="first-order DARTS; CIFAR-10 3.00 ± 0.14 % error, 3.3M params (paper; this released "
+                               "cell has 3.17M)"),
     "darts-v2": ZooEntry(genotype=from_pairs(DARTS_V2_PAIRS), source=DARTS_SOURCE,
                          notes="second-order DARTS; CIFAR-10 2.76 ± 0.09 % error, 3.3M params; "
                                "ImageNet 26.7 % top-1, 4.7M params, 574M mult-adds"),
