@@ -307,6 +307,7 @@ def aggregate(method: str, label: str, rows: list[dict[str, Any]]) -> dict[str, 
     n_ops = sum(r["ops"] for r in ok)
     out["param_free_share"] = sum(r["param_free_ops"] for r in ok) / n_ops if n_ops else None
     out["method_seconds_mean"] = _mean([r["method_seconds"] for r in ok])
+    out["wall_seconds_mean"] = _mean([r["wall_seconds"] for r in ok if r.get("wall_seconds") is not None])
     def peak(key: str) -> float | None:
         return max((r[key] for r in ok if r.get(key) is not None), default=None)
 
@@ -353,8 +354,8 @@ def table_context(table: Path | None) -> dict[str, Any]:
 def markdown(agg: list[dict[str, Any]], ctx: dict[str, Any] | None) -> str:
     gpu = any(a["cuda_peak_mb_max"] is not None for a in agg)
     mem_head = "peak CUDA MB" if gpu else "peak RSS MB: process / search (+ over start)"
-    head = (f"| method | seeds | CIFAR-10 | CIFAR-100 | ImageNet16-120 | param-free ops | search s | {mem_head} |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+    head = ("| method | seeds | CIFAR-10 | CIFAR-100 | ImageNet16-120 | param-free ops | search s (run s) "
+            f"| {mem_head} |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
     lines = []
     for a in agg:
         def pm(d: str, a: dict[str, Any] = a) -> str:
@@ -362,6 +363,8 @@ def markdown(agg: list[dict[str, Any]], ctx: dict[str, Any] | None) -> str:
             return "n/a" if m is None else f"{m:.2f} ± {s:.2f}"
         share = "n/a" if a["param_free_share"] is None else f"{100 * a['param_free_share']:.0f} %"
         secs = "n/a" if a["method_seconds_mean"] is None else f"{a['method_seconds_mean']:.1f}"
+        if a.get("wall_seconds_mean") is not None:
+            secs += f" ({a['wall_seconds_mean']:.0f})"
         if gpu:
             mem = "n/a" if a["cuda_peak_mb_max"] is None else f"{a['cuda_peak_mb_max']:.0f}"
         elif a["peak_rss_mb_max"] is None:
