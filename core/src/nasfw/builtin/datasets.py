@@ -287,6 +287,10 @@ class ImageFolderData(Dataset):
                 raise DataError(f"image-folder: {root}/train not found; --data-dir must hold train/<class>/ "
                                 f"and test/<class>/ folders")
         tx, ty, classes = load_image_folder(root / "train")
+        # ImageFolder lists images class by class: without a shuffle the DARTS split would give w and α
+        # disjoint classes. A fixed order (not the run's seed), like CIFAR's own, keeps the split the same.
+        order = torch.randperm(tx.shape[0], generator=torch.Generator().manual_seed(2019))
+        tx, ty = tx[order], ty[order]
         test = (root / "test")
         vx = vy = None
         if test.is_dir():
