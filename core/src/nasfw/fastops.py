@@ -41,6 +41,15 @@ def after_leading_relu(m: nn.Module, r: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def apply_sharing_relu(op: nn.Module, h: torch.Tensor, relus: list[torch.Tensor | None], i: int) -> torch.Tensor:
+    """``op(h)``; when ``op`` starts with ReLU, ``relu(h)`` is taken from (or first stored in) ``relus[i]``."""
+    if not starts_with_relu(op):  # checked per call: a module may be swapped after the supernet is built
+        return op(h)
+    if relus[i] is None:
+        relus[i] = torch.relu(h)
+    return after_leading_relu(op, relus[i])
+
+
 class AvgPool2d(nn.AvgPool2d):
     """``nn.AvgPool2d`` (same arguments, same results up to rounding), several times faster on CPU.
 

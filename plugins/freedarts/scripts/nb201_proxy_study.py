@@ -83,7 +83,8 @@ def table(rows: list[dict], names: list[str]) -> str:
         pub = PUBLISHED.get(n)
         lines.append(f"| {n} | {ours[n]['n']} | {ours[n]['spearman']:.3f} | {pub if pub is not None else '–'} | "
                      f"{theirs['spearman']:.3f} | {agree['spearman']:.3f} |" if theirs and agree else
-                     f"| {n} | {ours[n]['n']} | {ours[n]['spearman']:.3f} | {pub if pub is not None else '–'} | – | – |")
+                     f"| {n} | {ours[n]['n']} | {ours[n]['spearman']:.3f} | "
+                     f"{pub if pub is not None else '–'} | – | – |")
     return "\n".join(lines) + "\n"
 
 

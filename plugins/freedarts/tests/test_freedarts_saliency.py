@@ -17,7 +17,6 @@ from nasfw_freedarts.saliency import grasp_scores, snip_scores, synflow_scores
 from nasfw_freedarts.weighting import RawAlpha
 
 
-
 class LinearMix(Supernet):
     """x → Σ_k c_k A_k x (one edge, K linear ops) → B (·) ; optional tanh between, for a non-zero Hessian."""
 

@@ -179,7 +179,8 @@ def test_pockets_and_diversity_on_known_sets(grid):
     d = distance_matrix(grid.space, members)
     assert d.tolist() == [[0, 1, 6], [1, 0, 5], [6, 5, 0]]
     div = diversity(grid.space, members)
-    assert div["mean_distance"] == pytest.approx(4.0) and div["normalised_distance"] == pytest.approx(4 / 6, abs=5e-5)  # 4 decimals
+    assert div["mean_distance"] == pytest.approx(4.0)
+    assert div["normalised_distance"] == pytest.approx(4 / 6, abs=5e-5)  # reported to 4 decimals
     assert div["op_coverage"] == pytest.approx(12 / 18, abs=5e-5)  # ops a and b on all six rows; c nowhere
 
 

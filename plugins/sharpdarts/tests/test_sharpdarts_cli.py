@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 import yaml
@@ -66,8 +67,9 @@ def test_hypercuboid_search_end_to_end(tmp_path):
           "--set", "space.head_channels=8", *FAST)
     g = Genotype.load(out / "genotype.json")
     assert g.space == "hypercuboid" and len(g.cells["grid"]) == 4
-    chans = [tuple(int(c) for c in e.op.split("@")[1].split("-")) for e in sorted(g.cells["grid"], key=lambda e: e.node)]
-    assert all(a[1] == b[0] for a, b in zip(chans, chans[1:]))  # a connected path
+    edges = sorted(g.cells["grid"], key=lambda e: e.node)
+    chans = [tuple(int(c) for c in e.op.split("@")[1].split("-")) for e in edges]
+    assert all(a[1] == b[0] for a, b in pairwise(chans))  # a connected path
 
 
 def test_sharper_space_validates_and_bad_option_is_exit_2(tmp_path, capsys):

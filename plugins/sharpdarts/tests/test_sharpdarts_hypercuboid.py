@@ -103,7 +103,8 @@ def test_supernet_on_a_path_computes_the_extracted_network():
         assert len(convs_d) == len(convs_s)
         for d, s in zip(convs_d, convs_s):
             d.load_state_dict(s.state_dict())
-    for src, dst in ((net.stem[widths.index(first)], model.stem), (net.head[widths.index(last)], model.head)):  # affine BNs: copy gamma/beta too
+    # affine BNs: copy gamma/beta too
+    for src, dst in ((net.stem[widths.index(first)], model.stem), (net.head[widths.index(last)], model.head)):
         dst.load_state_dict(src.state_dict())
     onehot = torch.zeros(sp.rows(), len(cols), dtype=torch.float64)
     onehot[range(sp.rows()), ks] = 1.0

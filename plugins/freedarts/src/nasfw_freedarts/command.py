@@ -39,7 +39,7 @@ def _benchmark(reg: Any, space_name: str, name: str | None, probe: Genotype | No
 
 @click.command("score")
 @click.option("--space", default="nb201", show_default=True, help="Search space whose networks are scored.")
-@click.option("--set", "space_sets", multiple=True, metavar="KEY=VALUE", 
+@click.option("--set", "space_sets", multiple=True, metavar="KEY=VALUE",
               help="Space option, e.g. --set init_channels=8.")
 @click.option("--proxy", "proxy_names", multiple=True, help="Proxy (repeatable; default: all installed).")
 @click.option("--archs", type=click.IntRange(min=1), default=100, show_default=True, help="Architectures to sample.")

@@ -9,7 +9,7 @@ from torch import nn
 
 from nasfw.components import EdgeWeighting
 from nasfw.data import DataShape
-from nasfw.fastops import after_leading_relu, starts_with_relu
+from nasfw.fastops import apply_sharing_relu
 from nasfw.supernet import Supernet
 from nasfw_space_darts.ops import FactorizedReduce, ReLUConvBN, Zero
 
@@ -48,12 +48,7 @@ class SearchCell(nn.Module):
                 row = offset + j
                 ops = self.edges[row]
                 for k in active[row]:
-                    if starts_with_relu(ops[k]):  # checked per call: modules may be swapped after build
-                        if relus[j] is None:
-                            relus[j] = torch.relu(h)
-                        out = after_leading_relu(ops[k], relus[j])
-                    else:
-                        out = ops[k](h)
+                    out = apply_sharing_relu(ops[k], h, relus, j)
                     acc = out * weights[row, k] if acc is None else torch.addcmul(acc, weights[row, k], out)
             if acc is None:  # every input edge of this node is switched off
                 n, _, hh, ww = states[1].shape

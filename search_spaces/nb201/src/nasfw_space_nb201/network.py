@@ -13,7 +13,7 @@ from torch import nn
 
 from nasfw.components import EdgeWeighting
 from nasfw.data import DataShape
-from nasfw.fastops import after_leading_relu, starts_with_relu
+from nasfw.fastops import apply_sharing_relu
 from nasfw.supernet import Supernet
 from nasfw_space_nb201.cells import CELL, EDGES, NODES
 from nasfw_space_nb201.ops import ResNetBasicBlock, make_op
@@ -92,12 +92,7 @@ class SearchCell(nn.Module):
                 continue
             ops = self.edges[row]
             for k in active[row]:
-                if starts_with_relu(ops[k]):  # checked per call: modules may be swapped after build
-                    if relus[inp] is None:
-                        relus[inp] = torch.relu(h)
-                    out = after_leading_relu(ops[k], relus[inp])
-                else:
-                    out = ops[k](h)
+                out = apply_sharing_relu(ops[k], h, relus, inp)
                 acc = nodes[node]
                 nodes[node] = out * weights[row, k] if acc is None else torch.addcmul(acc, weights[row, k], out)
         last = nodes[-1]
