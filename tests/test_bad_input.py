@@ -9,18 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nasfw.cli import main
 from nasfw.errors import GenotypeError
 from nasfw.genotype import Genotype
-
-
-def _main(capsys, args: list[str]) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def _assert_clean_error(code: int, err: str, args: list[str]) -> None:
@@ -72,11 +62,11 @@ BAD_CONFIGS = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
-def test_bad_config_files(tmp_path, capsys, name):
+def test_bad_config_files(tmp_path, cli_exit, name):
     f = tmp_path / "c.yaml"
     f.write_text(BAD_CONFIGS[name])
     for args in (["config", "validate", str(f)], ["run", "--config", str(f), "--out", str(tmp_path / "r")]):
-        code, err = _main(capsys, args)
+        code, err = cli_exit(args)
         _assert_clean_error(code, err, args)
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
 
@@ -114,13 +104,13 @@ BAD_ARGS = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_ARGS))
-def test_bad_cli_arguments(capsys, name):
-    code, err = _main(capsys, BAD_ARGS[name])
+def test_bad_cli_arguments(cli_exit, name):
+    code, err = cli_exit(BAD_ARGS[name])
     _assert_clean_error(code, err, BAD_ARGS[name])
 
 
-def test_typo_suggests_closest_name(capsys):
-    code, err = _main(capsys, ["config", "show", "--optimizer", "darts-2dn"])
+def test_typo_suggests_closest_name(cli_exit):
+    code, err = cli_exit(["config", "show", "--optimizer", "darts-2dn"])
     assert code == 2 and "darts-2nd" in err
 
 
@@ -168,11 +158,11 @@ values = st.one_of(st.text(string.printable, max_size=12), st.integers(-5, 5).ma
 
 @FUZZ
 @given(pairs=st.lists(st.tuples(keys, values), min_size=1, max_size=3))
-def test_fuzzed_overrides_never_crash(capsys, pairs):
+def test_fuzzed_overrides_never_crash(cli_exit, pairs):
     args = ["config", "show"]
     for k, v in pairs:
         args += ["--set", f"{k}={v}"]
-    code, err = _main(capsys, args)
+    code, err = cli_exit(args)
     assert code in (0, 2), (args, err)
     if code == 2:
         _assert_clean_error(code, err, args)
@@ -185,10 +175,10 @@ def test_fuzzed_overrides_never_crash(capsys, pairs):
                                                     ["search", "epochs", "seed", "optimizer", "name", "params",
                                                      "space", "device", "x"]), inner, max_size=3)),
                         max_leaves=8))
-def test_fuzzed_config_documents_never_crash(tmp_path_factory, capsys, doc):
+def test_fuzzed_config_documents_never_crash(tmp_path_factory, cli_exit, doc):
     f = tmp_path_factory.mktemp("fuzz") / "c.json"
     f.write_text(json.dumps(doc))
-    code, err = _main(capsys, ["config", "validate", str(f)])
+    code, err = cli_exit(["config", "validate", str(f)])
     assert code in (0, 2), (doc, err)
     if code == 2:
         _assert_clean_error(code, err, [str(doc)])

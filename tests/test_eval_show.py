@@ -22,7 +22,7 @@ import yaml
 from click.testing import CliRunner
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasfw.cli import cli, main
+from nasfw.cli import cli
 from nasfw.genotype import Genotype
 from nasfw.plots import NO_DOT
 from nasfw.protocols import get_protocol
@@ -53,18 +53,8 @@ def _dry(*args: str) -> dict:
     return out
 
 
-def _exit(capsys, args: list[str]) -> tuple[int, str]:
-    """Through the installed entry point, which maps errors to exit codes."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
-def _assert_one_line_error(capsys, args: list[str], *words: str) -> None:
-    code, err = _exit(capsys, args)
+def _assert_one_line_error(cli_exit, args: list[str], *words: str) -> None:
+    code, err = cli_exit(args)
     lines = err.strip().splitlines()
     assert code == 2, (args, err)
     assert len(lines) == 1 and lines[0].startswith("Error:") and "Traceback" not in err, (args, err)
@@ -304,7 +294,7 @@ def test_drop_path_ramps_linearly(tmp_path):
 RESUME_ARGS = ["darts-v2", "--protocol", "quick", "--set", "epochs=6", "--set", "steps_per_epoch=5"]
 
 
-def test_interrupted_eval_resumes_to_the_uninterrupted_result(tmp_path, capsys):
+def test_interrupted_eval_resumes_to_the_uninterrupted_result(tmp_path, cli_exit):
     """Ctrl-C (SIGINT) after the first epoch's checkpoint: exit 130 with the resume command; ``--resume`` with
     the saved settings then ends exactly where an uninterrupted evaluation ends (metrics and weights)."""
     ref = tmp_path / "ref"
@@ -338,21 +328,21 @@ def test_interrupted_eval_resumes_to_the_uninterrupted_result(tmp_path, capsys):
     spec = yaml.safe_load((out / "eval.yaml").read_text())
     assert spec["protocol_name"] == "quick" and spec["protocol"]["epochs"] == 6
 
-    _assert_one_line_error(capsys, ["eval", "--resume", str(out)], "already finished")
-    _assert_one_line_error(capsys, ["eval", "darts-v2", "--protocol", "quick", "--out", str(out), "-q"], "--resume")
+    _assert_one_line_error(cli_exit, ["eval", "--resume", str(out)], "already finished")
+    _assert_one_line_error(cli_exit, ["eval", "darts-v2", "--protocol", "quick", "--out", str(out), "-q"], "--resume")
 
 
 @pytest.mark.parametrize(("args", "target", "hint"), [
     (["eval", "darts-v2", "--protocol", "quick"], "nasfw.trainer.evaluate_genotype", "nasfw eval --resume EVAL_DIR"),
     (["run", "--epochs", "1"], "nasfw.engine.run_search", "nasfw run --resume RUN_DIR"),
 ])
-def test_ctrl_c_names_the_command_that_resumes(capsys, monkeypatch, tmp_path, args, target, hint):
+def test_ctrl_c_names_the_command_that_resumes(cli_exit, monkeypatch, tmp_path, args, target, hint):
     """click turns a KeyboardInterrupt inside a command into Abort; the exit is 130 with the resume command."""
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(target, interrupted)
-    code, err = _exit(capsys, [*args, "--out", str(tmp_path / "x"), "--quiet"])
+    code, err = cli_exit([*args, "--out", str(tmp_path / "x"), "--quiet"])
     assert code == 130
     assert err.strip().splitlines()[-1] == f"Interrupted; continue with '{hint}'."
 
@@ -439,7 +429,7 @@ def test_show_run_directory_draws_cells_and_alpha_evolution(tiny_run):
 
 # -- bad input ----------------------------------------------------------------------------------------------------
 
-def test_bad_eval_and_show_input_is_one_line_exit_2(capsys, tmp_path):
+def test_bad_eval_and_show_input_is_one_line_exit_2(cli_exit, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     wrong = tmp_path / "wrong.json"
@@ -469,4 +459,4 @@ def test_bad_eval_and_show_input_is_one_line_exit_2(capsys, tmp_path):
         (["show", "darts-v2", "--format", "gif"], ()),
     ]
     for args, words in cases:
-        _assert_one_line_error(capsys, args, *words)
+        _assert_one_line_error(cli_exit, args, *words)
