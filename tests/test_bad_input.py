@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nasfw.errors import GenotypeError
@@ -148,7 +149,10 @@ def test_genotype_not_in_space_is_rejected():
 
 # ---------------------------------------------------------------- property-based fuzzing
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: CI sees the same 40 cases every run (a new random case may not turn CI red on an unrelated
+# change); run with NASFW_FUZZ_RANDOM=1 to explore fresh ones, then pin what they find with @example.
+FUZZ = settings(max_examples=40, deadline=None, derandomize=not os.environ.get("NASFW_FUZZ_RANDOM"),
+                database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 keys = st.sampled_from(["search.epochs", "search.batch_size", "seed", "device", "optimizer.arch_lr",
                         "optimizer.w_momentum", "space.layers", "space.primitives", "dataset.train_portion",
                         "log.progress", "search.zz", "zz", "optimizer.zz", "performance.bf16", "evaluation.train"])
@@ -158,6 +162,8 @@ values = st.one_of(st.text(string.printable, max_size=12), st.integers(-5, 5).ma
 
 @FUZZ
 @given(pairs=st.lists(st.tuples(keys, values), min_size=1, max_size=3))
+@example(pairs=[("device", "0\x0c")])  # a form feed once split the error over two lines
+@example(pairs=[("seed", "1\u2028x"), ("log.progress", "\x1b[31m")])
 def test_fuzzed_overrides_never_crash(cli_exit, pairs):
     args = ["config", "show"]
     for k, v in pairs:

@@ -244,19 +244,26 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}" + _usage_hint(exc), err=True)
+        click.echo(one_line(f"Error: {exc.format_message()}" + _usage_hint(exc)), err=True)
         sys.exit(2)
     except NasfwError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(one_line(f"Error: {exc}"), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted(argv)
     except Exception as exc:
         if os.environ.get("NASFW_DEBUG"):
             traceback.print_exc()
-        click.echo(f"Internal error: {type(exc).__name__}: {exc} (set NASFW_DEBUG=1 for a traceback; "
-                   f"please report it)", err=True)
+        click.echo(one_line(f"Internal error: {type(exc).__name__}: {exc} (set NASFW_DEBUG=1 for a traceback; "
+                            f"please report it)"), err=True)
         sys.exit(1)
+
+
+def one_line(message: str) -> str:
+    """Escape line breaks and control characters: user text (a --set value with a form feed) must not split
+    the one-line error across lines or send terminal codes."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in message)
 
 
 def _interrupted(argv: list[str] | None) -> None:
