@@ -53,11 +53,31 @@ def test_snip_equals_hand_computed_gradient() -> None:
     assert torch.allclose(scores, (c * expected).abs(), rtol=1e-10, atol=1e-14)
 
 
-def test_snip_leaves_the_supernet_untouched() -> None:
-    net = _net()
+@pytest.mark.parametrize("score", [
+    lambda net, x, y: snip_scores(net, x, y, abs_weights=True),
+    lambda net, x, y: synflow_scores(net, (3, 8, 8), dtype=torch.float64, alpha_value=1.0),
+    lambda net, x, y: grasp_scores(net, x, y, variant="nb201", abs_weights=True),
+], ids=["snip", "synflow-float64", "grasp"])
+def test_scoring_leaves_the_supernet_untouched(score) -> None:
+    """Scores work on swapped-in tensor copies: values, dtypes, BN statistics, grads, requires_grad, eval
+    mode and parameter identity (what an optimizer holds) all come back as they were."""
+    tiny = {"layers": 3, "init_channels": 4, "steps": 2}
+    space = get_registry().create("search_space", {"name": "darts", "params": tiny})
+    torch.manual_seed(0)
+    net = space.build_supernet(DataShape(3, 8, 8, 10), weighting=RawAlpha())
+    first = next(net.parameters())
+    first.grad = torch.ones_like(first)
+    net.eval()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    snip_scores(net, *_data(), abs_weights=True)
-    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    ids = [id(p) for p in net.parameters()]
+    flags = [p.requires_grad for p in net.parameters()]
+    g = torch.Generator().manual_seed(0)
+    score(net, torch.randn(4, 3, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g))
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
+    assert [id(p) for p in net.parameters()] == ids and [p.requires_grad for p in net.parameters()] == flags
+    assert torch.equal(first.grad, torch.ones_like(first))
+    assert not any(m.training for m in net.modules())
 
 
 def test_synflow_equals_product_of_absolute_weights_and_is_data_free() -> None:

@@ -7,15 +7,15 @@ these *are* α, with any other weighting the score is the saliency of the mixing
 keeps the selectors usable after a softmax search too. α is shared by every cell of a type, so each
 gradient sums the contributions of all cells that use it, as in the reference.
 
-Every function works on a deep copy of the supernet: the caller's weights, α and BN statistics are
-untouched. BN runs in train mode (batch statistics), as in the reference notebooks.
+Every function works on copies of the supernet's tensors (:func:`working_copy`): the caller's weights, α and
+BN statistics are untouched. BN runs in train mode (batch statistics), as in the reference notebooks.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -30,20 +30,48 @@ GraspVariant = Literal["hg", "nb201", "darts"]
 GRASP_ADAM_LR = {"nb201": 3e-2, "darts": 3e-4}
 
 
-def working_copy(supernet: Supernet, dtype: torch.dtype | None = None, reinit: bool = False) -> Supernet:
-    """A train-mode deep copy (weights frozen: only coefficient gradients are needed, which is faster)."""
-    net = copy.deepcopy(supernet, {id(supernet.weighting): supernet.weighting})
-    if dtype is not None:
-        net.to(dtype)
-    if reinit:
-        for m in net.modules():
-            if m is not net and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-    net.train()
-    for p in net.parameters():
-        p.requires_grad_(False)
-        p.grad = None
-    return net
+@contextlib.contextmanager
+def working_copy(supernet: Supernet, dtype: torch.dtype | None = None, reinit: bool = False) -> Iterator[Supernet]:
+    """The supernet itself on copies of its tensors, in train mode with weights frozen; everything is put
+    back on exit.
+
+    Swapping ``.data`` of each parameter and each buffer for a copy gives the isolation of a deep copy
+    without Python's object-by-object ``copy.deepcopy`` of the module tree, which was most of SynFlow's
+    selection time on the DARTS space. Parameter objects keep their identity, so an optimizer holding
+    them is unaffected.
+    """
+    params = list(supernet.parameters())
+    saved_params = [(p, p.data, p.requires_grad, p.grad) for p in params]
+    slots = [(m, name, b) for m in supernet.modules() for name, b in m._buffers.items() if b is not None]
+
+    def fresh(t: torch.Tensor) -> torch.Tensor:
+        out = t.to(dtype) if dtype is not None and t.is_floating_point() else t
+        return out.clone() if out is t else out
+
+    buffer_copies: dict[int, torch.Tensor] = {}  # keyed on buffers that ``slots`` keeps alive
+    was_training = [(m, m.training) for m in supernet.modules()]
+    try:
+        for p, data, _, _ in saved_params:
+            p.data = fresh(data)
+            p.requires_grad_(False)
+            p.grad = None
+        for m, name, b in slots:  # a buffer shared by two modules stays shared
+            m._buffers[name] = buffer_copies.setdefault(id(b), fresh(b))
+        if reinit:
+            for m in supernet.modules():
+                if m is not supernet and hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+        supernet.train()
+        yield supernet
+    finally:
+        for p, data, flag, grad in saved_params:
+            p.data = data
+            p.requires_grad_(flag)
+            p.grad = grad
+        for m, name, b in slots:
+            m._buffers[name] = b
+        for m, flag in was_training:
+            m.training = flag
 
 
 def abs_state(net: Supernet, alphas: bool) -> None:
@@ -103,14 +131,14 @@ def snip_scores(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, abs_weight
     ``abs_weights`` reproduces the DARTS-space notebook, which made the weights |θ| first (a SynFlow
     copy-paste; not part of SNIP).
     """
-    net = working_copy(supernet)
-    if abs_weights:
-        abs_state(net, alphas=False)
-    c = coefficients(net)
-    loss = F.cross_entropy(logits(net, c, x), y)
-    _check_finite(loss.detach(), "snip", "loss")
-    g = _grads(loss, list(c.values()))
-    return finalize(net, {k: (ck * gk).abs() for (k, ck), gk in zip(c.items(), g)}, "snip")
+    with working_copy(supernet) as net:
+        if abs_weights:
+            abs_state(net, alphas=False)
+        c = coefficients(net)
+        loss = F.cross_entropy(logits(net, c, x), y)
+        _check_finite(loss.detach(), "snip", "loss")
+        g = _grads(loss, list(c.values()))
+        return finalize(net, {k: (ck * gk).abs() for (k, ck), gk in zip(c.items(), g)}, "snip")
 
 
 def synflow_scores(supernet: Supernet, input_shape: Sequence[int], dtype: torch.dtype = torch.float64,
@@ -119,19 +147,19 @@ def synflow_scores(supernet: Supernet, input_shape: Sequence[int], dtype: torch.
     tensor made absolute. Data-free. float64 by default: with α = 1 float32 overflows (the reference's
     all-NaN NB201 run); ``alpha_value`` sets every α to a constant first (the reference's α = 1 run).
     """
-    net = working_copy(supernet, dtype)
-    if alpha_value is not None:
-        with torch.no_grad():
-            for a in net.alphas.values():
-                a.fill_(alpha_value)
-    abs_state(net, alphas=abs_alpha)
-    c = coefficients(net)
-    device = next(iter(c.values())).device
-    x = torch.ones(1, *input_shape, dtype=dtype, device=device)
-    r = logits(net, c, x).sum()
-    _check_finite(r.detach(), "synflow", "output sum R")
-    g = _grads(r, list(c.values()))
-    return finalize(net, {k: (ck * gk).abs() for (k, ck), gk in zip(c.items(), g)}, "synflow")
+    with working_copy(supernet, dtype) as net:
+        if alpha_value is not None:
+            with torch.no_grad():
+                for a in net.alphas.values():
+                    a.fill_(alpha_value)
+        abs_state(net, alphas=abs_alpha)
+        c = coefficients(net)
+        device = next(iter(c.values())).device
+        x = torch.ones(1, *input_shape, dtype=dtype, device=device)
+        r = logits(net, c, x).sum()
+        _check_finite(r.detach(), "synflow", "output sum R")
+        g = _grads(r, list(c.values()))
+        return finalize(net, {k: (ck * gk).abs() for (k, ck), gk in zip(c.items(), g)}, "synflow")
 
 
 def _adam_step(c0: Scores, g0: list[torch.Tensor], lr: float, betas: tuple[float, float],
@@ -157,30 +185,30 @@ def grasp_scores(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, variant: 
     - ``darts`` (DARTS-space notebook, torch-1.5 semantics): the Hessian is applied to c₁ itself and c₁ is
       not detached, so the product is ``H(c₁)c₁ + g(c₁)``; score ``|c₀ ⊙ (H(c₁)c₁ + g(c₁))|``.
     """
-    net = working_copy(supernet)
-    if abs_weights:
-        abs_state(net, alphas=False)
-    c0 = coefficients(net)
-    leaves0 = list(c0.values())
-    if variant == "hg":
-        g = _grads(F.cross_entropy(logits(net, c0, x), y), leaves0, create_graph=True)
-        z = sum((gi * gi.detach()).sum() for gi in g)
-        hg = _grads(z, leaves0)
-        scores = {k: ck.detach() * h for (k, ck), h in zip(c0.items(), hg)}
+    with working_copy(supernet) as net:
+        if abs_weights:
+            abs_state(net, alphas=False)
+        c0 = coefficients(net)
+        leaves0 = list(c0.values())
+        if variant == "hg":
+            g = _grads(F.cross_entropy(logits(net, c0, x), y), leaves0, create_graph=True)
+            z = sum((gi * gi.detach()).sum() for gi in g)
+            hg = _grads(z, leaves0)
+            scores = {k: ck.detach() * h for (k, ck), h in zip(c0.items(), hg)}
+            return finalize(net, scores, "grasp")
+        if variant not in GRASP_ADAM_LR:
+            raise ValueError(f"unknown GraSP variant {variant!r}")
+        g0 = _grads(F.cross_entropy(logits(net, c0, x), y), leaves0)
+        lr = adam_lr if adam_lr is not None else GRASP_ADAM_LR[variant]
+        c1 = _adam_step(c0, g0, lr, adam_betas, adam_weight_decay)
+        leaves1 = list(c1.values())
+        g1 = _grads(F.cross_entropy(logits(net, c1, x), y), leaves1, create_graph=True)
+        if variant == "nb201":
+            z = sum((a * b.detach()).sum() for a, b in zip(g1, g0))
+            h = _grads(z, leaves1)
+            scores = {k: ck.detach() * hk for (k, ck), hk in zip(c0.items(), h)}
+        else:
+            z = sum((a * b).sum() for a, b in zip(g1, leaves1))
+            h = _grads(z, leaves1)
+            scores = {k: (ck.detach() * hk).abs() for (k, ck), hk in zip(c0.items(), h)}
         return finalize(net, scores, "grasp")
-    if variant not in GRASP_ADAM_LR:
-        raise ValueError(f"unknown GraSP variant {variant!r}")
-    g0 = _grads(F.cross_entropy(logits(net, c0, x), y), leaves0)
-    lr = adam_lr if adam_lr is not None else GRASP_ADAM_LR[variant]
-    c1 = _adam_step(c0, g0, lr, adam_betas, adam_weight_decay)
-    leaves1 = list(c1.values())
-    g1 = _grads(F.cross_entropy(logits(net, c1, x), y), leaves1, create_graph=True)
-    if variant == "nb201":
-        z = sum((a * b.detach()).sum() for a, b in zip(g1, g0))
-        h = _grads(z, leaves1)
-        scores = {k: ck.detach() * hk for (k, ck), hk in zip(c0.items(), h)}
-    else:
-        z = sum((a * b).sum() for a, b in zip(g1, leaves1))
-        h = _grads(z, leaves1)
-        scores = {k: (ck.detach() * hk).abs() for (k, ck), hk in zip(c0.items(), h)}
-    return finalize(net, scores, "grasp")

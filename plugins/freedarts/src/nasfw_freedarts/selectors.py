@@ -47,8 +47,9 @@ class SaliencySelector(Selector):
         with torch.random.fork_rng(devices=devices):
             for r in range(self.config.repeats):
                 torch.manual_seed(seed + r)
-                net = working_copy(supernet, reinit=True) if r > 0 and self.config.reinit else supernet
-                s = self.score_once(net, run, r)
+                fresh = r > 0 and self.config.reinit
+                with working_copy(supernet, reinit=True) if fresh else contextlib.nullcontext(supernet) as net:
+                    s = self.score_once(net, run, r)
                 total = s if total is None else {k: total[k] + s[k] for k in s}
         assert total is not None
         return {k: v / self.config.repeats for k, v in total.items()}
