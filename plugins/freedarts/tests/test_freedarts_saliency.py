@@ -120,7 +120,7 @@ def test_gradient_itself_matches_finite_differences() -> None:
 
         def loss_at(cc: torch.Tensor) -> float:
             with net.override_weights({"cell": cc}):
-                return float(F.cross_entropy(net(x), y))
+                return float(F.cross_entropy(net(x), y).detach())
 
         assert abs((loss_at(c + e) - loss_at(c - e)) / 2e-6 - float(g[0, k])) < 1e-7
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def score(space: str, space_sets: tuple[str, ...], proxy_names: tuple[str, ...],
     x, y = BatchStream(splits.train, batch_size, seed=seed).next()
     bench = None if no_benchmark else _benchmark(reg, space, bench_name, genotypes[0] if genotypes else None)
 
-    with click.progressbar(length=len(genotypes), label="scoring", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(length=len(genotypes), label="scoring", file=sys.stderr) as bar:
         rows = score_architectures(sp, genotypes, proxies, x, y, splits.shape, seed=seed,
                                    network_options=parse_options(net_sets, "--net"), device=device,
                                    benchmark=bench, progress=lambda i, n: bar.update(1))
