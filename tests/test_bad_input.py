@@ -54,6 +54,10 @@ BAD_CONFIGS = {
     "space_unknown_option": "space: {name: darts, params: {cells: 3}}\n",
     "dataset_bad_portion": "dataset: {name: digits, params: {train_portion: 2.0}}\n",
     "evaluation_bad": "evaluation: {train: maybe}\n",
+    "evaluation_protocol_unknown": "evaluation: {train: true, protocol: darts-cifarr}\n",
+    "evaluation_param_typo": "evaluation: {train: true, params: {epochz: 3}}\n",
+    "evaluation_network_typo": "evaluation: {train: true, params: {network.layerz: 3}}\n",
+    "evaluation_network_dict_typo": "evaluation: {train: true, params: {network: {Cc: 8}}}\n",
     "log_progress_bad": "log: {progress: loud}\n",
     "performance_bad": "performance: {bf16: perhaps}\n",
     "edge_weighting_unknown": "edge_weighting: softmaxx\n",
@@ -101,6 +105,10 @@ BAD_ARGS = {
     "schema_unknown_name": ["config", "schema", "--kind", "optimizer", "--name", "nope"],
     "validate_missing": ["config", "validate", "/no/such.yaml"],
     "show_bad_set": ["config", "show", "--set", "optimizer.arch_lrr=1"],
+    "eval_network_typo": ["eval", "darts-v2", "--dry-run", "--set", "network.layerz=8"],
+    "eval_network_unknown_for_space": ["eval", "--space", "nb201", "--dry-run", "--protocol", "nb201", "--set",
+                                       "network.layers=8", "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|"
+                                       "skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"],
 }
 
 
@@ -108,6 +116,24 @@ BAD_ARGS = {
 def test_bad_cli_arguments(cli_exit, name):
     code, err = cli_exit(BAD_ARGS[name])
     _assert_clean_error(code, err, BAD_ARGS[name])
+
+
+def test_network_option_typo_names_the_space_options(cli_exit):
+    code, err = cli_exit(["eval", "darts-v2", "--dry-run", "--set", "network.layerz=8"])
+    assert code == 2 and "Did you mean 'layers'?" in err and "C, auxiliary, imagenet, layers" in err
+
+
+def test_protocol_network_options_a_space_lacks_are_not_errors(cli_exit, capsys):
+    """One protocol serves several spaces: 'quick' passes DARTS' layers/auxiliary to NB201 too; only what the
+    user sets is checked, and a space whose build_network takes only **options is not checked."""
+    cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    code, err = cli_exit(["eval", "--space", "nb201", "--dry-run", "--protocol", "quick", "--set", "network.C=4", cell])
+    assert code == 0, err
+    from nasfw.components import Context
+    from nasfw.registry import get_registry
+    from nasfw.testing import ToyCellSpace
+
+    assert ToyCellSpace(ToyCellSpace.Config(), Context(registry=get_registry())).network_options() is None
 
 
 def test_typo_suggests_closest_name(cli_exit):

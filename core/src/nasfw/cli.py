@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from nasfw import __version__
-from nasfw.config import COMPONENT_KEYS, RunConfig, dump_config, merge_config, parse_override
+from nasfw.config import RunConfig, dump_config, merge_config, parse_override
 from nasfw.errors import NasfwError
 from nasfw.eval_cmd import eval_command
 from nasfw.registry import KINDS, get_registry
@@ -69,12 +69,9 @@ def _config_from(kw: dict[str, Any]) -> RunConfig:
 
 
 def _resolved(config: RunConfig) -> RunConfig:
-    reg = get_registry()
-    for key, kind in COMPONENT_KEYS.items():
-        ref = getattr(config, key)
-        if ref is not None:
-            ref.params = reg.validate(kind, ref).model_dump(mode="json")
-    return config
+    from nasfw.engine import validate_config
+
+    return validate_config(config, get_registry())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,6 +7,7 @@ the registry as ``cls(config, ctx)``, so a typo in a plugin option is a clear er
 from __future__ import annotations
 
 import copy
+import inspect
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -127,6 +128,14 @@ class SearchSpace(Component):
     def build_network(self, genotype: Genotype, shape: DataShape, **options: Any) -> nn.Module:
         """The stand-alone network of a genotype, for training from scratch."""
         raise NotImplementedError
+
+    def network_options(self) -> set[str] | None:
+        """Names ``build_network`` accepts, so a user's ``--set network.<typo>`` is an error, not ignored
+        (protocols may still pass options a space does not know). Default: the keyword parameters of
+        ``build_network``'s signature; ``None`` (unknown, not checked) when it only takes ``**options``."""
+        params = list(inspect.signature(self.build_network).parameters.values())[2:]  # after genotype, shape
+        names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return names or (None if any(p.kind is p.VAR_KEYWORD for p in params) else set())
 
     # -- optional with defaults ------------------------------------------------------------
     def topology(self) -> dict[str, list[NodeRule]]:

@@ -276,15 +276,23 @@ def _weighting_ref(config: RunConfig, optimizer: Optimizer, selector: Selector) 
     return optimizer.edge_weighting() or selector.edge_weighting() or "softmax"
 
 
-def prepare(config: RunConfig, registry: Registry | None = None, out_dir: Path | None = None,
-            quiet: bool = False) -> Run:
-    """Validate every component, create the output directory and build the run (no training yet)."""
-    registry = registry or get_registry()
-    # validate all components before touching the disk or the data
+def validate_config(config: RunConfig, registry: Registry) -> RunConfig:
+    """Every component's params against its own Config (filled with defaults), and the final-training settings."""
+    from nasfw.trainer import check_evaluation
+
     for key, kind in COMPONENT_KEYS.items():
         ref = getattr(config, key)
         if ref is not None:
             ref.params = registry.validate(kind, ref).model_dump(mode="json")
+    check_evaluation(config, registry)
+    return config
+
+
+def prepare(config: RunConfig, registry: Registry | None = None, out_dir: Path | None = None,
+            quiet: bool = False) -> Run:
+    """Validate every component, create the output directory and build the run (no training yet)."""
+    registry = registry or get_registry()
+    validate_config(config, registry)  # before touching the disk or the data
     dist = dist_mod.init_from_env(config.device)
     device = resolve_device(config.device, dist)
     out = Path(dist.broadcast_object(str(out_dir or config.out or default_out_dir(config))))

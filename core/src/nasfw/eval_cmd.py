@@ -36,7 +36,7 @@ def eval_command(**kw: Any) -> None:
     from nasfw.distributed import init_from_env
     from nasfw.protocols import apply_overrides, get_protocol
     from nasfw.registry import get_registry
-    from nasfw.trainer import dry_run, evaluate_genotype, resume_evaluation
+    from nasfw.trainer import check_network_overrides, dry_run, evaluate_genotype, make_space, resume_evaluation
     from nasfw.zoo import resolve
 
     if kw["resume_dir"]:
@@ -58,6 +58,7 @@ def eval_command(**kw: Any) -> None:
             params["data_dir"] = kw["data_dir"]
         protocol = apply_overrides(protocol, {"dataset": {"name": name, "params": params}})
     protocol = apply_overrides(protocol, list(kw["overrides"]), f"protocol '{kw['protocol_name']}'")
+    check_network_overrides(make_space(resolved.genotype, reg, resolved.space), list(kw["overrides"]))
     if kw["dry_run"]:
         result = dry_run(resolved.genotype, protocol, reg, resolved.space)
         if kw["as_json"]:

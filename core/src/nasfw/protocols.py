@@ -116,20 +116,31 @@ def _nest_component_keys(parts: list[str]) -> list[str]:
     return parts
 
 
+def override_items(overrides: dict[str, Any] | list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
+    """``{dotted.key: value}`` or ``KEY=VALUE`` strings as (key parts, value) pairs."""
+    from nasfw.config import parse_override
+
+    if isinstance(overrides, dict):
+        return [(str(k).split("."), v) for k, v in overrides.items()]
+    return [parse_override(text) for text in overrides]
+
+
+def network_override_keys(overrides: dict[str, Any] | list[str] | tuple[str, ...]) -> set[str]:
+    """The ``build_network`` options a user's overrides set (``network.C=16`` or ``network={C: 16}``)."""
+    keys: set[str] = set()
+    for parts, value in override_items(overrides):
+        if parts[0] == "network" and len(parts) > 1:
+            keys.add(parts[1])
+        elif parts == ["network"] and isinstance(value, dict):
+            keys.update(str(k) for k in value)
+    return keys
+
+
 def apply_overrides(protocol: TrainingProtocol, overrides: dict[str, Any] | list[str] | tuple[str, ...],
                     name: str = "protocol") -> TrainingProtocol:
     """A copy of ``protocol`` with ``{dotted.key: value}`` or ``KEY=VALUE`` strings applied, validated."""
-    from nasfw.config import parse_override
-
     data = protocol.model_dump(mode="json")
-    items: list[tuple[list[str], Any]] = []
-    if isinstance(overrides, dict):
-        items = [(str(k).split("."), v) for k, v in overrides.items()]
-    else:
-        for text in overrides:
-            parts, value = parse_override(text)
-            items.append((parts, value))
-    for parts, value in items:
+    for parts, value in override_items(overrides):
         parts = _nest_component_keys(parts)
         if parts[0] not in TrainingProtocol.model_fields:
             from nasfw.errors import closest
@@ -165,4 +176,4 @@ def get_protocol(name: str, registry: Any = None) -> TrainingProtocol:
     return obj.model_copy(deep=True)
 
 
-__all__ = ["BUILTIN", "TrainingProtocol", "apply_overrides", "get_protocol"]
+__all__ = ["BUILTIN", "TrainingProtocol", "apply_overrides", "get_protocol", "network_override_keys", "override_items"]

@@ -31,13 +31,13 @@ from torch import nn
 
 from nasfw.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from nasfw.components import Context, SearchSpace
-from nasfw.config import ComponentRef
+from nasfw.config import ComponentRef, RunConfig
 from nasfw.data import BatchStream, DataShape
 from nasfw.distributed import current as current_dist
-from nasfw.errors import ConfigError, DataError, DivergenceError, NasfwError
+from nasfw.errors import ConfigError, DataError, DivergenceError, NasfwError, closest
 from nasfw.flops import count_macs, count_params
 from nasfw.genotype import Genotype
-from nasfw.protocols import TrainingProtocol, apply_overrides, get_protocol
+from nasfw.protocols import TrainingProtocol, apply_overrides, get_protocol, network_override_keys
 from nasfw.registry import Registry, get_registry
 from nasfw.runlog import JsonLines, Progress, TensorBoard
 
@@ -61,6 +61,27 @@ def build_eval_network(space: SearchSpace, genotype: Genotype, protocol: Trainin
     except TypeError as exc:
         raise ConfigError(f"space '{space.name}' rejected the protocol's network options "
                           f"{protocol.network}: {exc}; fix them with --set network.<option>=...") from None
+
+
+def check_network_overrides(space: SearchSpace, overrides: dict[str, Any] | list[str] | tuple[str, ...],
+                            where: str = "--set") -> None:
+    """A user-set network option the space's ``build_network`` does not take is an error (a protocol's own
+    options are not checked: one protocol serves spaces with different options)."""
+    known = space.network_options()
+    if known is None:
+        return
+    for key in sorted(network_override_keys(overrides) - known):
+        raise ConfigError(f"space '{space.name}' has no network option '{key}' (set by {where} network.{key})."
+                          f"{closest(key, known)} Its options: {', '.join(sorted(known)) or 'none'}")
+
+
+def check_evaluation(config: RunConfig, registry: Registry) -> None:
+    """Validate ``evaluation.protocol`` and ``evaluation.params`` when the run config is read, not hours later
+    when the search ends and the final training starts."""
+    protocol = get_protocol(config.evaluation.protocol, registry)
+    apply_overrides(protocol, dict(config.evaluation.params), "evaluation.params")
+    space = registry.create("search_space", config.space.model_dump(mode="json"))
+    check_network_overrides(space, dict(config.evaluation.params), "evaluation.params")
 
 
 def protocol_shape(protocol: TrainingProtocol) -> DataShape:
