@@ -64,14 +64,14 @@ def build_eval_network(space: SearchSpace, genotype: Genotype, protocol: Trainin
 
 
 def check_network_overrides(space: SearchSpace, overrides: dict[str, Any] | list[str] | tuple[str, ...],
-                            where: str = "--set") -> None:
+                            where: str = "--set network.") -> None:
     """A user-set network option the space's ``build_network`` does not take is an error (a protocol's own
     options are not checked: one protocol serves spaces with different options)."""
     known = space.network_options()
     if known is None:
         return
     for key in sorted(network_override_keys(overrides) - known):
-        raise ConfigError(f"space '{space.name}' has no network option '{key}' (set by {where} network.{key})."
+        raise ConfigError(f"space '{space.name}' has no network option '{key}' (set by {where}{key})."
                           f"{closest(key, known)} Its options: {', '.join(sorted(known)) or 'none'}")
 
 
@@ -81,7 +81,7 @@ def check_evaluation(config: RunConfig, registry: Registry) -> None:
     protocol = get_protocol(config.evaluation.protocol, registry)
     apply_overrides(protocol, dict(config.evaluation.params), "evaluation.params")
     space = registry.create("search_space", config.space.model_dump(mode="json"))
-    check_network_overrides(space, dict(config.evaluation.params), "evaluation.params")
+    check_network_overrides(space, dict(config.evaluation.params), "evaluation.params network.")
 
 
 def protocol_shape(protocol: TrainingProtocol) -> DataShape:

@@ -203,3 +203,8 @@ def test_score_command_writes_rows_and_is_seeded(tmp_path, capsys) -> None:
 def test_score_command_unknown_proxy_is_one_line(capsys) -> None:
     code, _, err = _nasfw(["score", "--proxy", "synflw", "--archs", "1"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "synflw" in err, err
+
+
+def test_score_command_unknown_network_option_is_one_line(capsys) -> None:
+    code, _, err = _nasfw(["score", "--net", "Cc=4", "--archs", "1", "--no-benchmark"], capsys)
+    assert code == 2 and "no network option 'Cc'" in err and "Did you mean 'C'?" in err, err

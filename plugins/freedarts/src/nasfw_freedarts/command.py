@@ -17,6 +17,7 @@ from nasfw.data import BatchStream
 from nasfw.errors import ConfigError, NasfwError
 from nasfw.genotype import Genotype
 from nasfw.registry import get_registry
+from nasfw.trainer import check_network_overrides
 from nasfw_freedarts.scoring import parse_options, rank_correlations, sample_genotypes, score_architectures
 
 
@@ -64,6 +65,8 @@ def score(space: str, space_sets: tuple[str, ...], proxy_names: tuple[str, ...],
     reg = get_registry()
     ctx = Context(registry=reg, device=torch.device(device), seed=seed)
     sp = reg.create("search_space", {"name": space, "params": parse_options(space_sets, "--set")}, ctx)
+    net_options = parse_options(net_sets, "--net")
+    check_network_overrides(sp, {f"network.{k}": v for k, v in net_options.items()}, "--net ")
     names = list(proxy_names) or reg.names("proxy")
     proxies = {n: reg.get("proxy", n) for n in names}
     if genotype_files:
@@ -79,7 +82,7 @@ def score(space: str, space_sets: tuple[str, ...], proxy_names: tuple[str, ...],
 
     with click.progressbar(length=len(genotypes), label="scoring", file=sys.stderr) as bar:
         rows = score_architectures(sp, genotypes, proxies, x, y, splits.shape, seed=seed,
-                                   network_options=parse_options(net_sets, "--net"), device=device,
+                                   network_options=net_options, device=device,
                                    benchmark=bench, progress=lambda i, n: bar.update(1))
     if out:
         path = Path(out)
