@@ -106,6 +106,19 @@ def test_nb201_distance_and_mutation_are_one_edge_moves():
     assert space.distance(a, b) == 5
 
 
+def test_nb201_distance_matrix_is_hamming_over_edge_ops():
+    """The vectorised matrix nasfw shrink uses (the default edit distance) is the Hamming distance of the
+    six edge ops."""
+    from nasfw.shrink_cmd import distance_matrix
+
+    space = NB201Space()
+    rng = random.Random(5)
+    members = [space.sample(rng) for _ in range(40)]
+    d = distance_matrix(space, members)
+    expected = [[sum(x != y for x, y in zip(ops_of(a), ops_of(b))) for b in members] for a in members]
+    assert d.tolist() == expected
+
+
 def test_nb201_sample_is_uniform_over_ops_per_edge():
     space = NB201Space()
     rng = random.Random(0)

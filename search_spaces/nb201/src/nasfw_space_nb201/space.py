@@ -109,6 +109,3 @@ class NB201Space(SearchSpace):
     def parse(self, text: str) -> Genotype:
         return make_genotype(from_string(text), self._space_name)
 
-    def distance(self, a: Genotype, b: Genotype) -> float:
-        """Hamming distance: the number of edges whose op differs (0..6)."""
-        return float(sum(x != y for x, y in zip(ops_of(a), ops_of(b))))
