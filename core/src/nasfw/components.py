@@ -361,7 +361,8 @@ class Selector(Component):
     distributed: ClassVar[bool] = False
 
     def edge_weighting(self) -> Any:
-        """The edge weighting this selector needs when the optimizer asks for none (or None)."""
+        """The edge weighting this selector needs when the optimizer does not train the supernet (or
+        None); a training optimizer's weighting (softmax by default) always wins."""
         return None
 
     def select(self, supernet: Supernet, space: SearchSpace, run: Run) -> Genotype:

@@ -271,9 +271,14 @@ def default_out_dir(config: RunConfig) -> Path:
 
 
 def _weighting_ref(config: RunConfig, optimizer: Optimizer, selector: Selector) -> Any:
+    """The run's weighting, else the optimizer's; the selector's only for a training-free optimizer (a
+    supernet trained with one weighting must be scored with it); else softmax."""
     if config.edge_weighting is not None:
         return config.edge_weighting
-    return optimizer.edge_weighting() or selector.edge_weighting() or "softmax"
+    chosen = optimizer.edge_weighting()
+    if chosen is None and not optimizer.trains:
+        chosen = selector.edge_weighting()
+    return chosen or "softmax"
 
 
 def validate_config(config: RunConfig, registry: Registry) -> RunConfig:
@@ -556,6 +561,16 @@ def _plots(run: Run) -> None:
         plot_run(run.out_dir)
 
 
+def _used_components(run: Run) -> dict[str, str | None]:
+    """The configured components plus the edge weighting the supernet actually used (it may come from the
+    optimizer or selector rather than the config)."""
+    names = run.config.component_names()
+    weighting = getattr(run.supernet, "weighting", None)
+    if getattr(weighting, "name", ""):
+        names["edge_weighting"] = weighting.name
+    return names
+
+
 def _summary(run: Run, genotype: Genotype) -> dict[str, Any]:
     assert run.space is not None
     cfg = run.config
@@ -567,7 +582,7 @@ def _summary(run: Run, genotype: Genotype) -> dict[str, Any]:
         "selection_seconds": round(run.timings.get("selection_seconds", 0.0), 3),
         "shrink_seconds": round(run.timings.get("shrink_seconds", 0.0), 3) if run.shrunk else None,
         "final": run.extra_summary.get("final", {}),
-        "components": run.registry.versions(cfg.component_names()),
+        "components": run.registry.versions(_used_components(run)),
         "seed": cfg.seed,
         "epochs": cfg.search.epochs,
         "steps": run.global_step,

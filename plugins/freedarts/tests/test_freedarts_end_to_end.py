@@ -40,6 +40,7 @@ def test_training_free_selection_end_to_end(tmp_path, space: str, selector: str)
     sp.validate_genotype(g)
     assert summary["components"]["selector"]["distribution"] == "nasfw-freedarts"
     assert summary["components"]["optimizer"]["name"] == "none" and summary["search_seconds"] < 5
+    assert summary["components"]["edge_weighting"]["name"] == "raw"  # FreeDARTS mixes with α itself
     sal = summary["saliency"]
     assert sal["measure"] == selector
     scores = [x for rows in sal["scores"].values() for row in rows for x in row if x is not None]
@@ -59,3 +60,11 @@ def test_same_seed_same_genotype_and_repeats_average(tmp_path) -> None:
     assert a["_genotype"] == b["_genotype"] and a["saliency"] == b["saliency"]
     r = _run(tmp_path / "r", "nb201", "snip", "--set", "selector.repeats=2")
     assert r["saliency"]["measure"] == "snip"
+
+
+def test_a_trained_supernet_keeps_its_optimizers_weighting(tmp_path) -> None:
+    """DARTS trains with softmax; a saliency selector after it must not switch the supernet to raw α."""
+    s = _run(tmp_path, "nb201", "synflow", "--optimizer", "darts", "--epochs", "1",
+             "--set", "search.steps_per_epoch=2", "--set", "search.eval_batches=1")
+    assert s["components"]["optimizer"]["name"] == "darts"
+    assert s["components"]["edge_weighting"]["name"] == "softmax"
