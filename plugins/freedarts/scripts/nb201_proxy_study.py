@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", type=int, default=300)
     ap.add_argument("--grasp-archs", type=int, default=None, help="score grasp on only the first N cells (slow)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the cell sample, the batch and (default) the init")
+    ap.add_argument("--init-seed", type=int, default=None,
+                    help="seed of the network weights only (same cells and batch): measures init noise")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--proxies", default=",".join(PROXIES))
     ap.add_argument("--cells", choices=["naslib", "uniform"], default="naslib",
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             done = {r["arch"]: {k: (v if k == "arch" else float(v) if v != "" else float("nan")) for k, v in r.items()}
                     for r in csv.DictReader(fh)}
     x, y = cifar_batch(args.batch_size, args.seed)
+    init_seed = args.seed if args.init_seed is None else args.init_seed
     space = get_registry().create("search_space", "nb201")
     shape = DataShape(3, 32, 32, 10)
     fields = ["arch", "test_acc", *names, *[f"naslib_{n}" for n in names]]
@@ -147,14 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         for i, cell in enumerate(cells):
             if cell["arch"] in done:
                 continue
-            torch.manual_seed(args.seed)
+            torch.manual_seed(init_seed)
             net = space.build_network(space.parse(str(cell["arch"])), shape)
             row = dict(cell)
             for n in names:
                 if n == "grasp" and args.grasp_archs is not None and i >= args.grasp_archs:
                     row[n] = float("nan")
                     continue
-                torch.manual_seed(args.seed)
+                torch.manual_seed(init_seed)
                 row[n] = PROXIES[n](net, x, y)
             w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
             fh.flush()
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [done[str(c["arch"])] for c in cells if str(c["arch"]) in done]
     where = "uniform over all 15,625" if args.cells == "uniform" else "from NASLib's subset"
     md = (f"# NB201 zero-cost proxy study ({len(rows)} cells {where}, CIFAR-10 JPEG batch of {args.batch_size}, "
-          f"seed {args.seed})\n\nMade by `scripts/nb201_proxy_study.py`. Spearman ρ (signed).\n\n"
+          f"seed {args.seed}{'' if args.init_seed is None else f', init seed {args.init_seed}'})\n\n"
+          "Made by `scripts/nb201_proxy_study.py`. Spearman ρ (signed).\n\n"
           + table(rows, names, load_cells()))
     (args.out / f"{stem}.md").write_text(md)
     print(md)

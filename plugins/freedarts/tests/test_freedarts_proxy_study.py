@@ -56,6 +56,22 @@ def test_reduced_proxy_study_on_40_nb201_cells(tmp_path):
     assert "| synflow | 40 |" in (tmp_path / "nb201_proxy_study.md").read_text()
 
 
+@pytest.mark.skipif(bool(MISSING), reason=f"shared data not found: {', '.join(MISSING)}")
+@pytest.mark.skipif("nb201" not in get_registry().names("search_space"), reason="nb201 space not installed")
+def test_uniform_cells_come_from_the_whole_space_with_their_accuracy(tmp_path):
+    study = _load_study()
+    cells = study.uniform_cells(200, seed=0)
+    acc = study.load_accuracies()
+    assert len(acc) == 15625 and len({c["arch"] for c in cells}) == 200
+    assert all(acc[c["arch"]] == c["test_acc"] for c in cells)
+    naslib = {c["arch"] for c in study.load_cells()}
+    # 724 of 15,625 cells are in NASLib's subset: a uniform sample holds few of them (expected 9.3 of 200)
+    assert sum(c["arch"] in naslib for c in cells) < 30
+    assert study.main(["--cells", "uniform", "--archs", "3", "--proxies", "params", "--batch-size", "4",
+                       "--out", str(tmp_path)]) == 0
+    assert "uniform over all 15,625" in (tmp_path / "nb201_proxy_study_uniform.md").read_text()
+
+
 @pytest.mark.skipif("darts" not in get_registry().names("search_space"), reason="darts space not installed")
 @pytest.mark.parametrize(("name", "C", "classes", "logged_mb"), [
     ("freedarts-synflow-20cells-seed1", 38, 10, 3.65),  # CIFAR-10 log of FreeDARTS† (C=38, 20 cells)
