@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="naslib: a shuffle of NASLib's 724-cell subset (cell-by-cell comparison with NASLib); "
                          "uniform: a uniform sample of all 15,625 cells (comparison with the published ρ)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="another run's CSV: also print ρ between its scores and these on the common cells")
     args = ap.parse_args(argv)
     if not (DATA / "cifar10_jpeg").is_dir():
         print(f"data not found under {DATA}", file=sys.stderr)
@@ -132,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = load_cells()
         random.Random(args.seed).shuffle(cells)
         cells = cells[: args.archs]
-    done: dict[str, dict] = {}
-    if csv_path.exists():
-        with csv_path.open() as fh:
-            done = {r["arch"]: {k: (v if k == "arch" else float(v) if v != "" else float("nan")) for k, v in r.items()}
-                    for r in csv.DictReader(fh)}
+    done: dict[str, dict] = read_rows(csv_path) if csv_path.exists() else {}
     x, y = cifar_batch(args.batch_size, args.seed)
     init_seed = args.seed if args.init_seed is None else args.init_seed
     space = get_registry().create("search_space", "nb201")
@@ -169,9 +167,33 @@ def main(argv: list[str] | None = None) -> int:
           f"seed {args.seed}{'' if args.init_seed is None else f', init seed {args.init_seed}'})\n\n"
           "Made by `scripts/nb201_proxy_study.py`. Spearman ρ (signed).\n\n"
           + table(rows, names, load_cells()))
+    if args.against is not None:
+        md += "\n" + agreement(rows, read_rows(args.against), names)
     (args.out / f"{stem}.md").write_text(md)
     print(md)
     return 0
+
+
+def read_rows(path: Path) -> dict[str, dict]:
+    """A study CSV as {arch: row}; blank cells are NaN."""
+    with path.open() as fh:
+        return {r["arch"]: {k: (v if k == "arch" else float(v) if v != "" else float("nan")) for k, v in r.items()}
+                for r in csv.DictReader(fh)}
+
+
+def agreement(rows: list[dict], other: dict[str, dict], names: list[str]) -> str:
+    """ρ between two runs (e.g. two init seeds) of each proxy on their common cells, next to each run's ρ
+    with NASLib: if NASLib agrees with us about as well as we agree with ourselves, the gap is noise."""
+    lines = ["| proxy | common cells | ρ this run vs other run | ρ this run vs NASLib | ρ other run vs NASLib |",
+             "| --- | --- | --- | --- | --- |"]
+    for n in names:
+        both = [{"a": r[n], "b": other[r["arch"]][n], "nl": r.get(f"naslib_{n}", float("nan"))}
+                for r in rows if r["arch"] in other and n in other[r["arch"]]]
+        ab = rank_correlations(both, "b", ["a"])["a"]
+        an = rank_correlations(both, "nl", ["a"])["a"]
+        bn = rank_correlations(both, "nl", ["b"])["b"]
+        lines.append(f"| {n} | {ab['n']} | {ab['spearman']:.3f} | {an['spearman']:.3f} | {bn['spearman']:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
