@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +72,26 @@ def _records(path: Path) -> list[dict]:
     return rows
 
 
+_KILL_AT_SECOND_CHECKPOINT = """
+import os, signal, sys
+import nasfw.engine as engine
+from nasfw.cli import main
+
+save, calls = engine.save_atomic, []
+
+
+def save_or_die(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    save(*args, **kwargs)
+
+
+engine.save_atomic = save_or_die
+main(sys.argv[1:])
+"""
+
+
 @pytest.mark.parametrize("optimizer", ["darts", "darts-2nd"])
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, optimizer):
     """Kill -9 mid-search (after some checkpoint), resume, and end exactly where an uninterrupted run ends."""
@@ -85,16 +104,12 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, optimizer):
     # the same thread count as this process: CPU kernels round differently with another one, and the
     # resumed run (in this process) must end bit-identical to the reference (also in this process)
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    proc = subprocess.Popen([sys.executable, "-m", "nasfw", "run", "--out", str(killed), *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    if (killed / "summary.json").exists():
-        pytest.skip("the run finished before it could be killed (machine too fast for this timing)")
+    # kill -9 from inside, deterministically: when the second checkpoint is about to be written (a parent that
+    # polls for the first file and then kills may find the run already finished on a loaded machine)
+    proc = subprocess.run([sys.executable, "-c", _KILL_AT_SECOND_CHECKPOINT, "run", "--out", str(killed), *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (killed / "checkpoint.pt").exists() and not (killed / "summary.json").exists()
     nasfw("run", "--resume", str(killed), "--quiet")
 
     assert Genotype.load(ref / "genotype.json") == Genotype.load(killed / "genotype.json")

@@ -9,10 +9,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -292,6 +290,22 @@ def test_drop_path_ramps_linearly(tmp_path):
 
 
 RESUME_ARGS = ["darts-v2", "--protocol", "quick", "--set", "epochs=6", "--set", "steps_per_epoch=5"]
+_CTRL_C_AFTER_FIRST_CHECKPOINT = """
+import os, signal, sys
+import nasfw.trainer as trainer
+from nasfw.cli import main
+
+save = trainer.save_atomic
+
+
+def save_then_ctrl_c(*args, **kwargs):
+    save(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+trainer.save_atomic = save_then_ctrl_c
+main(sys.argv[1:])
+"""
 
 
 def test_interrupted_eval_resumes_to_the_uninterrupted_result(tmp_path, cli_exit):
@@ -304,13 +318,11 @@ def test_interrupted_eval_resumes_to_the_uninterrupted_result(tmp_path, cli_exit
     # the same thread count as this process: CPU kernels round differently with another one, and the
     # resumed run (in this process) must end bit-identical to the reference (also in this process)
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    proc = subprocess.Popen([sys.executable, "-m", "nasfw", "eval", *RESUME_ARGS, "--out", str(out), "--quiet"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    # a real SIGINT, delivered by the child to itself right after its first checkpoint: a parent that polls
+    # for the file and then signals loses the race on a loaded machine (the 6 short epochs finish first)
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C_AFTER_FIRST_CHECKPOINT, "eval", *RESUME_ARGS,
+                           "--out", str(out), "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    err = proc.stderr
     assert proc.returncode == 130, f"not interrupted mid-evaluation (rc {proc.returncode}): {err}"
     assert "nasfw eval --resume" in err.strip().splitlines()[-1], err
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
