@@ -36,7 +36,20 @@ NASLIB_NAME = {"jacob_cov": "jacov"}
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-def cifar_batch(n: int, seed: int, data: Path = DATA) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """The CIFAR train transform zero-cost-nas' loader applies: random 32×32 crop of the 4-padded image and a
+    random horizontal flip (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    out = torch.empty_like(x)
+    for i in range(x.shape[0]):
+        top, left = (int(v) for v in torch.randint(0, 9, (2,), generator=g))
+        img = padded[i, :, top:top + 32, left:left + 32]
+        out[i] = img.flip(-1) if bool(torch.rand(1, generator=g) < 0.5) else img
+    return out
+
+
+def cifar_batch(n: int, seed: int, data: Path = DATA, augmented: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` seeded CIFAR-10 training images (normalised) and labels straight from the JPEG tarball."""
     from PIL import Image
 
@@ -50,7 +63,10 @@ def cifar_batch(n: int, seed: int, data: Path = DATA) -> tuple[torch.Tensor, tor
             img = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")  # type: ignore[union-attr]
             xs.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1))
             ys.append(classes.index(m.name.split("/")[-2]))
-    x = (torch.stack(xs) - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    x = torch.stack(xs)
+    if augmented:
+        x = augment(x, seed)
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     return x, torch.tensor(ys)
 
 
@@ -85,6 +101,11 @@ def load_cells(data: Path = DATA) -> list[dict[str, float | str]]:
     return cells
 
 
+def _rho(c: dict | None, n: int) -> str:
+    """ρ, with its n when fewer cells have NASLib scores than ours (the uniform sample)."""
+    return "–" if c is None else f"{c['spearman']:.3f}" + (f" (n={c['n']})" if c["n"] != n else "")
+
+
 def table(rows: list[dict], names: list[str], subset: list[dict] | None = None) -> str:
     """Spearman ρ per proxy: ours and NASLib's on the studied cells, their agreement, the published value and
     (``subset``) NASLib's on every cell of its subset, which tells a sampling effect from an implementation one."""
@@ -99,7 +120,7 @@ def table(rows: list[dict], names: list[str], subset: list[dict] | None = None) 
         agree = rank_correlations([{**r} for r in rows if nl in r], nl, [n])[n] if theirs else None
         pub = PUBLISHED.get(n)
         cells = [f"{ours[n]['spearman']:.3f}", f"{pub:.3f}" if pub is not None else "–",
-                 f"{theirs['spearman']:.3f}" if theirs else "–", f"{agree['spearman']:.3f}" if agree else "–",
+                 _rho(theirs, ours[n]["n"]), _rho(agree, ours[n]["n"]),
                  f"{whole[nl]['spearman']:.3f} ({whole[nl]['n']})" if nl in whole and whole[nl]["n"] else "–"]
         lines.append(f"| {n} | {ours[n]['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -114,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seed of the network weights only (same cells and batch): measures init noise")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--proxies", default=",".join(PROXIES))
+    ap.add_argument("--augment", action="store_true",
+                    help="crop + flip the batch like zero-cost-nas' train loader (default: plain images)")
     ap.add_argument("--cells", choices=["naslib", "uniform"], default="naslib",
                     help="naslib: a shuffle of NASLib's 724-cell subset (cell-by-cell comparison with NASLib); "
                          "uniform: a uniform sample of all 15,625 cells (comparison with the published ρ)")
@@ -135,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         random.Random(args.seed).shuffle(cells)
         cells = cells[: args.archs]
     done: dict[str, dict] = read_rows(csv_path) if csv_path.exists() else {}
-    x, y = cifar_batch(args.batch_size, args.seed)
+    x, y = cifar_batch(args.batch_size, args.seed, augmented=args.augment)
     init_seed = args.seed if args.init_seed is None else args.init_seed
     space = get_registry().create("search_space", "nb201")
     shape = DataShape(3, 32, 32, 10)
@@ -163,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(done)}/{len(cells)} {cell['arch']}", file=sys.stderr, flush=True)
     rows = [done[str(c["arch"])] for c in cells if str(c["arch"]) in done]
     where = "uniform over all 15,625" if args.cells == "uniform" else "from NASLib's subset"
-    md = (f"# NB201 zero-cost proxy study ({len(rows)} cells {where}, CIFAR-10 JPEG batch of {args.batch_size}, "
-          f"seed {args.seed}{'' if args.init_seed is None else f', init seed {args.init_seed}'})\n\n"
+    md = (f"# NB201 zero-cost proxy study ({len(rows)} cells {where}, CIFAR-10 JPEG batch of {args.batch_size}"
+          f"{', augmented' if args.augment else ''}, seed {args.seed}"
+          f"{'' if args.init_seed is None else f', init seed {args.init_seed}'})\n\n"
           "Made by `scripts/nb201_proxy_study.py`. Spearman ρ (signed).\n\n"
           + table(rows, names, load_cells()))
     if args.against is not None:
