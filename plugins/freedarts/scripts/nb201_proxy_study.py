@@ -216,7 +216,7 @@ def agreement(rows: list[dict], other: dict[str, dict], names: list[str]) -> str
         ab = rank_correlations(both, "b", ["a"])["a"]
         an = rank_correlations(both, "nl", ["a"])["a"]
         bn = rank_correlations(both, "nl", ["b"])["b"]
-        lines.append(f"| {n} | {ab['n']} | {ab['spearman']:.3f} | {an['spearman']:.3f} | {bn['spearman']:.3f} |")
+        lines.append(f"| {n} | {ab['n']} | {ab['spearman']:.3f} | {_rho(an, ab['n'])} | {_rho(bn, ab['n'])} |")
     return "\n".join(lines) + "\n"
 
 
