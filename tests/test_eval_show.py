@@ -295,6 +295,7 @@ import os, signal, sys
 import nasfw.trainer as trainer
 from nasfw.cli import main
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a background (nohup) job inherits SIGINT ignored
 save = trainer.save_atomic
 
 
