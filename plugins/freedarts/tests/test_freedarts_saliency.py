@@ -136,14 +136,19 @@ def test_grasp_hg_matches_finite_differences() -> None:
     assert torch.allclose(got, c * hg, rtol=1e-6, atol=1e-10)
 
 
+def _adam_first_step(c0: torch.Tensor, g0: torch.Tensor, lr: float, wd: float = 1e-3,
+                     eps: float = 1e-8) -> torch.Tensor:
+    """Adam's first step by hand: with bias correction m̂ = d and v̂ = d², d = g + wd·c."""
+    d = g0 + wd * c0
+    return c0 - lr * d / (d.abs() + eps)
+
+
 def test_grasp_nb201_variant_adam_prestep_then_hessian_at_the_new_point() -> None:
     net = _net(nonlinear=True)
     x, y = _data()
     c0 = net.mixing_weights()["cell"].detach()
     g0 = _grad(net, c0, x, y)
-    lr, wd, eps = 3e-2, 1e-3, 1e-8
-    d = g0 + wd * c0  # Adam's first step with bias correction: m̂ = d, v̂ = d²
-    c1 = c0 - lr * d / (d.abs() + eps)
+    c1 = _adam_first_step(c0, g0, lr=3e-2)
     expected = c0 * _hvp_fd(net, c1, g0, x, y)
     got = grasp_scores(net, x, y, variant="nb201")["cell"]
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-10)
@@ -154,9 +159,7 @@ def test_grasp_darts_variant_is_h_c1_plus_g1() -> None:
     x, y = _data()
     c0 = net.mixing_weights()["cell"].detach()
     g0 = _grad(net, c0, x, y)
-    lr, wd, eps = 3e-4, 1e-3, 1e-8
-    d = g0 + wd * c0
-    c1 = c0 - lr * d / (d.abs() + eps)
+    c1 = _adam_first_step(c0, g0, lr=3e-4)
     expected = (c0 * (_hvp_fd(net, c1, c1, x, y) + _grad(net, c1, x, y))).abs()
     got = grasp_scores(net, x, y, variant="darts")["cell"]
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-10)
