@@ -78,10 +78,11 @@ def check_network_overrides(space: SearchSpace, overrides: dict[str, Any] | list
 def check_evaluation(config: RunConfig, registry: Registry) -> None:
     """Validate ``evaluation.protocol`` and ``evaluation.params`` when the run config is read, not hours later
     when the search ends and the final training starts."""
-    protocol = get_protocol(config.evaluation.protocol, registry)
-    apply_overrides(protocol, dict(config.evaluation.params), "evaluation.params")
-    space = registry.create("search_space", config.space.model_dump(mode="json"))
-    check_network_overrides(space, dict(config.evaluation.params), "evaluation.params network.")
+    params = dict(config.evaluation.params)
+    apply_overrides(get_protocol(config.evaluation.protocol, registry), params, "evaluation.params")
+    if network_override_keys(params):  # only then is the space worth building here
+        space = registry.create("search_space", config.space.model_dump(mode="json"))
+        check_network_overrides(space, params, "evaluation.params network.")
 
 
 def protocol_shape(protocol: TrainingProtocol) -> DataShape:
