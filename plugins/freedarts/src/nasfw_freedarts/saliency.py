@@ -56,7 +56,9 @@ def working_copy(supernet: Supernet, dtype: torch.dtype | None = None, reinit: b
             p.requires_grad_(False)
             p.grad = None
         for m, name, b in slots:  # a buffer shared by two modules stays shared
-            m._buffers[name] = buffer_copies.setdefault(id(b), fresh(b))
+            if id(b) not in buffer_copies:
+                buffer_copies[id(b)] = fresh(b)
+            m._buffers[name] = buffer_copies[id(b)]
         if reinit:
             for m in supernet.modules():
                 if m is not supernet and hasattr(m, "reset_parameters"):
