@@ -10,48 +10,40 @@ import torch
 from click.testing import CliRunner
 
 import nasfw
-from nasfw.cli import cli, main
+from nasfw.cli import cli
 from nasfw.components import Optimizer
 from nasfw.config import merge_config
 from nasfw.engine import run_search
 from nasfw.errors import CheckpointError, ConfigError, DivergenceError
 from nasfw.genotype import Genotype
 from nasfw.registry import Registry, set_registry
+from nasfw.testing import run_cli
 
 TINY = ["--set", "space.layers=2", "--set", "space.init_channels=4", "--set", "search.steps_per_epoch=3",
         "--set", "search.eval_batches=2", "--batch-size", "16", "--quiet", "--set", "log.plots=false",
         "--set", "log.tensorboard=false"]
 
 
-def _main(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
 def test_truncated_checkpoint_falls_back_to_previous_good_one(tmp_path, capsys):
     out = tmp_path / "run"
-    assert _main(capsys, "run", "--epochs", "2", "--out", str(out), *TINY)[0] == 0
+    assert run_cli("run", "--epochs", "2", "--out", str(out), *TINY)[0] == 0
     ref = Genotype.load(out / "genotype.json")
     (out / "summary.json").unlink()
     (out / "genotype.json").unlink()
     data = (out / "checkpoint.pt").read_bytes()
     (out / "checkpoint.pt").write_bytes(data[: len(data) // 3])
-    code, err = _main(capsys, "run", "--resume", str(out), "--quiet")
+    code, _, err = run_cli("run", "--resume", str(out), "--quiet")
     assert code == 0 and "corrupt or truncated" in err and "previous good checkpoint" in err
     assert (out / "checkpoint.corrupt.pt").exists() and Genotype.load(out / "genotype.json") == ref
 
 
 def test_both_checkpoints_corrupt_is_one_line_exit_2(tmp_path, capsys):
     out = tmp_path / "run"
-    assert _main(capsys, "run", "--epochs", "1", "--out", str(out), *TINY)[0] == 0
+    assert run_cli("run", "--epochs", "1", "--out", str(out), *TINY)[0] == 0
     (out / "summary.json").unlink()
     for f in ("checkpoint.pt", "checkpoint.prev.pt"):
         (out / f).write_bytes(b"not a checkpoint")
-    code, err = _main(capsys, "run", "--resume", str(out))
+    code, _, err = run_cli("run", "--resume", str(out))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "corrupt" in err
 
 
@@ -97,7 +89,7 @@ def test_divergence_names_step_and_last_good_checkpoint(tmp_path):
 def test_unwritable_output_directory_is_reported_before_search(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, err = _main(capsys, "run", "--out", str(blocker / "run"), *TINY)
+    code, _, err = run_cli("run", "--out", str(blocker / "run"), *TINY)
     assert code == 2 and "cannot write to output directory" in err and len(err.strip().splitlines()) == 1
 
 
@@ -144,5 +136,5 @@ def test_broken_third_party_plugins_are_reported_and_do_not_break_commands(broke
     res = CliRunner().invoke(cli, ["plugins"])
     assert "tp-crash" in res.output and "needs libfoo" in res.output
     assert CliRunner().invoke(cli, ["config", "show"]).exit_code == 0
-    code, err = _main(capsys, "run", "--selector", "tp-not-a-class", *TINY)
+    code, _, err = run_cli("run", "--selector", "tp-not-a-class", *TINY)
     assert code == 2 and "tp-not-a-class" in err and len(err.strip().splitlines()) == 1

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nasfw.cli import _resolved, main
+from nasfw.cli import _resolved
 from nasfw.config import merge_config
 from nasfw.sweep import expand, load_sweep, ray_available, run_sweep
+from nasfw.testing import run_cli
 
 TINY_BASE = {
     "space": {"name": "darts", "params": {"layers": 2, "init_channels": 4}},
@@ -21,16 +22,6 @@ TINY_BASE = {
     "device": "cpu",
     "log": {"progress": "none", "tensorboard": False, "plots": False},
 }
-
-
-def _main(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _table(out: Path) -> list[dict[str, str]]:
@@ -57,7 +48,7 @@ def test_local_sweep_one_row_per_trial_and_a_failing_trial_does_not_stop_the_oth
     path_bad.write_text(yaml.safe_dump({"name": "bad", "base": TINY_BASE,
                                         "grid": {"search.steps_per_epoch": [1, 0]}}))
     out = tmp_path / "sweep"
-    code, stdout, _ = _main(capsys, "sweep", str(path), "--backend", "local", "--parallel", "2", "--out", str(out))
+    code, stdout, _ = run_cli("sweep", str(path), "--backend", "local", "--parallel", "2", "--out", str(out))
     assert code == 0 and "2/2 trials ok" in stdout
     rows = _table(out)
     assert [r["seed"] for r in rows] == ["0", "1"] and all(r["status"] == "ok" for r in rows)
@@ -66,7 +57,7 @@ def test_local_sweep_one_row_per_trial_and_a_failing_trial_does_not_stop_the_oth
         assert summary["seed"] == int(r["seed"]) and r["genotype"] == summary["genotype_str"]
         assert float(r["val_acc"]) == pytest.approx(summary["final"]["val_acc"])
     out2 = tmp_path / "sweep-bad"
-    code, stdout, _ = _main(capsys, "sweep", str(path_bad), "--backend", "local", "--parallel", "2",
+    code, stdout, _ = run_cli("sweep", str(path_bad), "--backend", "local", "--parallel", "2",
                             "--out", str(out2))
     assert code == 1 and "1/2 trials ok" in stdout
     rows = _table(out2)
@@ -100,7 +91,7 @@ def test_robustdarts_sweep_expands_to_36_valid_runs(tmp_path, capsys):
         assert cfg.search.epochs == 50 and cfg.search.batch_size == 64
         assert cfg.space.params["layers"] == 8 and cfg.space.params["init_channels"] == 16
         assert cfg.dataset.params["data_dir"] == "/data"
-    code, stdout, _ = _main(capsys, "sweep", "robustdarts", "--dry-run", "--set", "dataset.data_dir=/data")
+    code, stdout, _ = run_cli("sweep", "robustdarts", "--dry-run", "--set", "dataset.data_dir=/data")
     assert code == 0 and stdout.startswith("robustdarts: 36 trials")
     assert len(stdout.strip().splitlines()) == 37 and "--set dataset.data_dir=/data" in stdout
 
@@ -115,10 +106,10 @@ def test_robustdarts_sweep_expands_to_36_valid_runs(tmp_path, capsys):
 def test_bad_sweep_file_is_one_line_exit_2(tmp_path, capsys, text, message):
     path = tmp_path / "s.yaml"
     path.write_text(text)
-    code, _, err = _main(capsys, "sweep", str(path), "--dry-run")
+    code, _, err = run_cli("sweep", str(path), "--dry-run")
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
 
 
 def test_unknown_sweep_name_lists_the_shipped_ones(capsys):
-    code, _, err = _main(capsys, "sweep", "no-such-sweep")
+    code, _, err = run_cli("sweep", "no-such-sweep")
     assert code == 2 and "shipped sweeps: robustdarts" in err

@@ -8,17 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from nasfw.cli import cli, main
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from nasfw.cli import cli
+from nasfw.testing import run_cli
 
 
 def test_plugins_json_lists_kinds_with_distributions():
@@ -71,12 +62,12 @@ def test_config_validate_and_schema(tmp_path):
     (["nosuchcommand"], "nosuchcommand"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, args, fragment):
-    code, out, err = run_main(capsys, *args)
+    code, out, err = run_cli(*args)
     assert code == 2, (out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in err
 
 
 def test_version(capsys):
-    code, out, _ = run_main(capsys, "--version")
+    code, out, _ = run_cli("--version")
     assert code == 0 and "nasfw" in out

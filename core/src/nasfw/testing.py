@@ -23,6 +23,7 @@ the rule. The kit imports nothing but ``nasfw``, torch and pydantic.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -30,9 +31,9 @@ import random
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import yaml
@@ -1131,9 +1132,31 @@ def check_zoo_entry(entry: Any, *, space_params: dict[str, Any] | None = None,
     _check_genotype(sp, entry.genotype, who, "the zoo")
 
 
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """``nasfw ARGS`` through the real entry point (plugin commands added, errors mapped to exit codes), with
+    stdout and stderr captured: what a user sees, for tests of commands and of their one-line errors."""
+    from nasfw.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
 __all__ = [
     "SUBJECT",
     "TOY_SHAPE",
+    "CliResult",
     "ContractError",
     "KitDropOne",
     "KitSGD",
@@ -1152,6 +1175,7 @@ __all__ = [
     "check_selector",
     "check_shrinker",
     "check_zoo_entry",
+    "run_cli",
     "stage",
     "toy_accuracy",
     "toy_registry",

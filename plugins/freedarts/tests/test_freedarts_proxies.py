@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasfw.registry import get_registry
+from nasfw.testing import run_cli
 from nasfw_freedarts import proxies as P
 
 D, H, K, N = 4, 5, 3, 6  # input dim, hidden units, classes, batch
@@ -167,26 +168,13 @@ def test_proxies_leave_the_network_untouched(name: str) -> None:
 # ---------------------------------------------------------------- nasfw score
 
 
-def _nasfw(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Through the real entry point, which adds the plugin commands (``score``) to the group."""
-    from nasfw.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_score_command_writes_rows_and_is_seeded(tmp_path, capsys) -> None:
     args = ["score", "--space", "nb201", "--set", "init_channels=4", "--set", "cells_per_stage=1",
             "--proxy", "synflow", "--proxy", "params", "--archs", "3", "--batch-size", "8", "--no-benchmark"]
     runs = []
     for i in range(2):
         out = tmp_path / f"s{i}.csv"
-        code, text, err = _nasfw([*args, "--out", str(out)], capsys)
+        code, text, err = run_cli(*args, "--out", str(out))
         assert code == 0, err
         assert "scored 3 architectures of 'nb201' with synflow, params" in text
         with out.open() as fh:
@@ -196,15 +184,15 @@ def test_score_command_writes_rows_and_is_seeded(tmp_path, capsys) -> None:
     for row in runs[0]:
         space.parse(row["arch"])  # a real NB201 cell string
         assert float(row["synflow"]) > 0 and float(row["params"]) > 0
-    assert _nasfw([*args, "--out", str(tmp_path / "s.json")], capsys)[0] == 0
+    assert run_cli(*args, "--out", str(tmp_path / "s.json"))[0] == 0
     assert [r["arch"] for r in json.loads((tmp_path / "s.json").read_text())] == [r["arch"] for r in runs[0]]
 
 
 def test_score_command_unknown_proxy_is_one_line(capsys) -> None:
-    code, _, err = _nasfw(["score", "--proxy", "synflw", "--archs", "1"], capsys)
+    code, _, err = run_cli("score", "--proxy", "synflw", "--archs", "1")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "synflw" in err, err
 
 
 def test_score_command_unknown_network_option_is_one_line(capsys) -> None:
-    code, _, err = _nasfw(["score", "--net", "Cc=4", "--archs", "1", "--no-benchmark"], capsys)
+    code, _, err = run_cli("score", "--net", "Cc=4", "--archs", "1", "--no-benchmark")
     assert code == 2 and "no network option 'Cc'" in err and "Did you mean 'C'?" in err, err
