@@ -7,7 +7,6 @@ of the same cells, and the NB201 test accuracy.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import math
 from pathlib import Path
@@ -40,8 +39,7 @@ def test_reduced_proxy_study_on_40_nb201_cells(tmp_path):
     study = _load_study()
     assert study.main(["--archs", "40", "--proxies", "synflow,params", "--batch-size", "16",
                        "--out", str(tmp_path)]) == 0
-    with (tmp_path / "nb201_proxy_study.csv").open() as fh:
-        rows = [{k: (v if k == "arch" else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
+    rows = list(study.read_rows(tmp_path / "nb201_proxy_study.csv").values())
     assert len(rows) == 40 == len({r["arch"] for r in rows})
     # our NB201 network is NASLib's: same parameter count for every cell (NASLib stores millions)
     for r in rows:
