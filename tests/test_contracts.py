@@ -28,7 +28,11 @@ SPACE_PARAMS: dict[str, dict[str, Any]] = {
     "mbv2": {"stem_channels": 8, "stem_stride": 1, "first_channels": 8, "widths": [8, 16], "depths": [2, 1],
              "strides": [1, 2], "last_channels": 16},  # the example plugin's space at CPU size
 }
-OPTIMIZER_PARAMS: dict[str, dict[str, Any]] = {"random": {"num_candidates": 3, "eval_batches": 1}}
+OPTIMIZER_PARAMS: dict[str, dict[str, Any]] = {"random": {"num_candidates": 3, "eval_batches": 1},
+                                               # the kit's toy supernet has no partial channels / edge weights
+                                               "pc-darts": {"require_pc_supernet": False},
+                                               "pc-darts-paper": {"require_pc_supernet": False, "warmup_epochs": 0},
+                                               "sdarts-adv": {"attack_steps": 2}}
 SELECTOR_PARAMS: dict[str, dict[str, Any]] = {}
 SHRINKER_PARAMS: dict[str, dict[str, Any]] = {}
 #: Config fields that size a supernet or network, and the tiny value the contract tests use
@@ -275,6 +279,21 @@ def test_kit_catches_selector_ignoring_the_shrunk_space() -> None:
             return Genotype(space=space.name, cells={"cell": edges})
 
     _raises(kit.check_selector, Broken, match="shrunk by kit-drop-one")
+
+
+def test_kit_catches_selector_returning_a_non_member() -> None:
+    class Broken(Selector):
+        """Bypasses discretize's member rule: the first two edges always differ (never a kit-twins member)."""
+
+        def select(self, supernet: Any, space: Any, run: Any) -> Genotype:
+            g = type(space).discretize.__wrapped__(space, supernet.strengths())
+            edges = g.cells["cell"]
+            ops = space.decisions()["cell"][0].ops
+            other = next(op for op in ops if op != edges[1].op)
+            edges = [edges[0].model_copy(update={"op": other}), *edges[1:]]
+            return Genotype(space=space.name, cells={"cell": edges})
+
+    _raises(kit.check_selector, Broken, match="shrunk by kit-")
 
 
 def test_kit_catches_nondeterministic_selector() -> None:

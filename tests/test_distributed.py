@@ -101,7 +101,7 @@ def test_one_process_checkpoint_resumes_under_two_processes(reference, tmp_path)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["search"]["epochs"] = 2
     (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    torchrun(2, "run", "--resume", str(run), "--quiet")
+    torchrun(2, "run", "--resume", str(run), "--quiet", "--force")  # --force: config.yaml now says 2 epochs
     assert Genotype.load(run / "genotype.json") == Genotype.load(reference / "genotype.json")
     assert alpha_gap(run, reference) <= ALPHA_TOL
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()

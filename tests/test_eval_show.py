@@ -25,6 +25,7 @@ from nasfw.genotype import Genotype
 from nasfw.plots import NO_DOT
 from nasfw.protocols import get_protocol
 from nasfw.registry import get_registry
+from nasfw.testing import run_cli
 from nasfw.trainer import build_eval_network, make_space, protocol_shape
 from nasfw.zoo import zoo_entry, zoo_names
 
@@ -473,3 +474,28 @@ def test_bad_eval_and_show_input_is_one_line_exit_2(cli_exit, tmp_path):
     ]
     for args, words in cases:
         _assert_one_line_error(cli_exit, args, *words)
+
+
+def test_a_genotypes_space_chooses_its_default_protocol():
+    """Without --protocol an NB201 cell is evaluated under the nb201 protocol (C = 16, N = 5: 1,531,546
+    parameters for all-conv3x3), a DARTS cell under darts-cifar; the choice is printed."""
+    nb = _dry(NB201_CONV3, "--space", "nb201")
+    assert nb == _dry(NB201_CONV3, "--space", "nb201", "--protocol", "nb201") and nb["params"] == 1531546
+    assert _dry("darts-v2") == _dry("darts-v2", "--protocol", "darts-cifar")
+    text = _ok("eval", NB201_CONV3, "--space", "nb201", "--dry-run").stdout
+    assert "under 'nb201'" in text and "space nb201's default protocol" in text
+    assert "default protocol" not in _ok("eval", "darts-v2", "--protocol", "quick", "--dry-run").stdout
+
+
+def test_show_prints_what_each_phase_did(tmp_path):
+    out = tmp_path / "run"
+    code, _, err = run_cli("run", "--space", "nb201", "--set", "space.init_channels=4", "--set",
+                           "space.cells_per_stage=1", "--epochs", "1", "--batch-size", "16", "--set",
+                           "search.steps_per_epoch=2", "--set", "search.eval_batches=1", "--set", "log.plots=false",
+                           "--set", "log.tensorboard=false", "--quiet", "--out", str(out))
+    assert code == 0, err
+    shown = _ok("show", str(out), "--format", "svg").stdout
+    assert "what the run did (summary.json activity):" in shown
+    assert "optimizer: alpha_updates=2" in shown and "|Δα| cell=" in shown and "selector: decisions=6" in shown
+    block = json.loads(_ok("show", str(out), "--format", "svg", "--json").stdout)["activity"]
+    assert block["optimizer"]["alpha_updates"] == 2 and block["plan"]["optimizer"]["alpha_updates"] == 2

@@ -74,16 +74,45 @@ class _ExplodingPlugin:
         register("tp-exploding", _Exploding)
 
 
-def test_divergence_names_step_and_last_good_checkpoint(tmp_path):
+class _PoisonsWeights(Optimizer):
+    """Its first step writes NaN into a weight while the loss it reports stays finite."""
+
+    def step(self, train_batch, val_batch):
+        with torch.no_grad():
+            self.supernet.weight_parameters()[0].fill_(float("nan"))
+        return {"loss": 1.0, "acc": 0.5}
+
+
+class _PoisonPlugin:
+    @nasfw.hookimpl
+    def nasfw_register_optimizers(self, register):
+        register("tp-poison", _PoisonsWeights)
+
+
+def _diverged(plugin: object, name: str, epochs: int, tmp_path, *sets: str) -> str:
+    """The DivergenceError message of a tiny run with the optimizer ``name`` of ``plugin``."""
     reg = Registry()
-    reg.add_plugin(_ExplodingPlugin(), "tp-exploding")
-    cfg = merge_config(None, {"optimizer": "tp-exploding", "search.epochs": 3},
+    reg.add_plugin(plugin, name)
+    cfg = merge_config(None, {"optimizer": name, "search.epochs": epochs},
                        ["space.layers=2", "space.init_channels=4", "search.steps_per_epoch=3", "search.eval_batches=1",
-                        "search.batch_size=16", "log.plots=false", "log.tensorboard=false"])
+                        "search.batch_size=16", "log.plots=false", "log.tensorboard=false", *sets])
     with pytest.raises(DivergenceError) as exc:
         run_search(cfg, registry=reg, out_dir=tmp_path / "run", quiet=True)
     msg = str(exc.value)
-    assert "epoch 2, step 4" in msg and str(tmp_path / "run" / "checkpoint.pt") in msg and "\n" not in msg
+    assert "\n" not in msg
+    return msg
+
+
+def test_divergence_names_step_and_last_good_checkpoint(tmp_path):
+    msg = _diverged(_ExplodingPlugin(), "tp-exploding", 3, tmp_path)
+    assert "epoch 2, step 4" in msg and str(tmp_path / "run" / "checkpoint.pt") in msg and "--resume" in msg
+
+
+def test_non_finite_weights_are_never_checkpointed_and_the_message_says_none_was_written(tmp_path):
+    """A NaN weight with a finite loss: the NaN guard does not see it, the checkpoint write refuses it."""
+    msg = _diverged(_PoisonPlugin(), "tp-poison", 1, tmp_path, "search.checkpoint_every=1")
+    assert "epoch 1, step 1" in msg and "no checkpoint was written yet" in msg and "--resume" not in msg
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_unwritable_output_directory_is_reported_before_search(tmp_path, capsys):

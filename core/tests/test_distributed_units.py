@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -132,25 +133,41 @@ WORKER = textwrap.dedent('''
         out["mismatch_caught"] = "disagree on the rank" in str(exc)
     d.assert_same(torch.tensor([7]), "a constant")
     out["obj"] = d.broadcast_object({"rank": r})
+    # the first torch.optim optimizer imports torch._dynamo, which kept the live group (and its gloo threads)
+    # alive past destroy_process_group: those threads then died in interpreter teardown (SIGABRT)
+    torch.optim.SGD(net.parameters(), lr=0.1)
+    from nasfw.distributed import shutdown
+    shutdown()
+    out["threads_after_shutdown"] = sorted(
+        open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")
+    ) if os.path.isdir("/proc/self/task") else []
     with open(os.path.join(sys.argv[1], f"rank{r}.json"), "w") as fh:
         json.dump(out, fh)
 ''')
 
 
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="torch.distributed with the gloo backend is not available")
-def test_two_gloo_processes_average_and_normalise_like_one_process(tmp_path):
+def _torchrun_2(tmp_path: Path, worker: str) -> subprocess.CompletedProcess:
+    """Run ``worker`` (given ``tmp_path`` as argv[1]) in 2 gloo processes; they must finish with exit 0."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    script.write_text(worker)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                           str(script), str(tmp_path)], capture_output=True, text=True, timeout=180, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with the gloo backend is not available")
+def test_two_gloo_processes_average_and_normalise_like_one_process(tmp_path):
+    _torchrun_2(tmp_path, WORKER)
     outs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for o in outs:
         assert o["avg"] == [1.25, 1.25]  # (3·1 + 1·2) / 4
         assert o["grad_gap"] < 1e-12 and o["stat_gap"] < 1e-12  # float64: the same math up to rounding
         assert o["mismatch_caught"] and o["local_ok"] and o["obj"] == {"rank": 0}
+        # nasfw.distributed.shutdown() stopped the process group's threads before interpreter exit
+        assert not [t for t in o["threads_after_shutdown"] if "gloo" in t], o["threads_after_shutdown"]
 
 
 def test_an_optimizer_that_is_not_distributed_is_refused_under_several_processes(tmp_path):
@@ -165,3 +182,30 @@ def test_an_optimizer_that_is_not_distributed_is_refused_under_several_processes
     run.dist = Dist(0, 2)  # as under torchrun; the refusal comes before any collective
     with pytest.raises(ConfigError, match="'kit-sgd' does not support multi-process runs"):
         build(run)
+
+
+HELD_GROUP_WORKER = textwrap.dedent('''
+    import atexit, os, sys
+    import torch, torch.distributed as tdist
+    tdist.init_process_group("gloo")  # made before nasfw imports torch._dynamo: dynamo then holds the group
+    torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)  # imports torch._dynamo
+    from nasfw.cli import main
+    from nasfw.distributed import init_from_env
+    init_from_env("cpu")
+    r = os.environ["RANK"]
+    atexit.register(lambda: open(os.path.join(sys.argv[1], f"atexit{r}"), "w").close())
+    print(f"rank {r} done", flush=True)
+    main(["--version"])
+''')
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with the gloo backend is not available")
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="gloo threads are listed from Linux /proc")
+def test_gloo_threads_that_outlive_the_group_do_not_abort_a_finished_command(tmp_path):
+    """torch._dynamo imported after the group was made keeps it (and gloo's threads) alive past
+    destroy_process_group; the CLI then leaves with os._exit(code) after flushing, instead of letting C++ static
+    teardown hit running threads (SIGABRT). The skipped atexit handler shows that path was taken."""
+    res = _torchrun_2(tmp_path, HELD_GROUP_WORKER)
+    assert "rank 0 done" in res.stdout and "rank 1 done" in res.stdout and "nasfw" in res.stdout  # flushed
+    assert not list(tmp_path.glob("atexit*"))

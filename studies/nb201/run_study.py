@@ -36,7 +36,8 @@ CONFIGS = HERE / "configs"
 REPO = HERE.parents[1]
 #: the study's method order (one YAML per name in configs/)
 METHODS = ["darts", "darts-2nd", "zarts-rs", "zarts-mgs", "zarts-gld", "sharpdarts", "darts-perturb",
-           "zarts-mgs-perturb", "synflow", "snip", "grasp", "random"]
+           "zarts-mgs-perturb", "synflow", "snip", "grasp", "random",
+           "gdas", "drnas", "sdarts-rs", "sdarts-adv", "pc-darts"]
 #: NB201 operations without weights: the ones DARTS drifts to
 PARAM_FREE = ("skip_connect", "avg_pool_3x3", "none")
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")

@@ -1,21 +1,51 @@
-"""Atomic, validated checkpoints and RNG capture (resume must reproduce an uninterrupted run)."""
+"""Atomic, checksummed checkpoints and RNG capture (resume must reproduce an uninterrupted run).
+
+A checkpoint is one ``torch.save`` file: a dict with ``format``, ``version``, the caller's state and
+``sha256``, a SHA-256 digest of the state's content (every tensor's dtype, shape and bytes, every key and
+plain value, in a canonical order). ``torch.load`` checks neither tensor bytes nor the zip entries' CRCs,
+so without the digest a flipped bit in α or in a weight resumes silently with other numbers; with it,
+:func:`load_checkpoint` refuses the file and falls back to ``checkpoint.prev.pt`` (with a warning) or
+stops with a one-line error. Writes can require finite tensors (``finite=``): a NaN/inf state is never
+written, so the checkpoint on disk is always the last *finite* state and rotation never pushes a finite
+checkpoint out for a non-finite one.
+
+Files of format version 1 (written before checksums) still load, with a warning that they cannot be
+verified; everything written now is version 2.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import random
 import shutil
+import struct
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from nasfw.errors import CheckpointError
+from nasfw.errors import CheckpointError, DivergenceError
+from nasfw.outputs import SPACE_ERRNOS, remove_quietly, write_error
 
 FORMAT = "nasfw-checkpoint"
-VERSION = 1
+VERSION = 2
+#: versions :func:`load_checkpoint` accepts (1: no checksum, loaded with a warning)
+READABLE_VERSIONS = (1, 2)
+DIGEST_KEY = "sha256"
+
+
+class NonFiniteStateError(DivergenceError):
+    """The state to checkpoint holds NaN or infinite tensors; nothing was written."""
+
+    def __init__(self, path: Path, bad: list[str]):
+        self.path, self.bad = path, bad
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        super().__init__(f"refusing to write {path}: {len(bad)} tensor(s) hold NaN or inf ({shown})")
 
 
 def rng_state() -> dict[str, Any]:
@@ -44,64 +74,251 @@ def _tuplify(x: Any) -> Any:
     return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = True) -> None:
+# --------------------------------------------------------------------------- content digest
+
+
+class _Digest:
+    """One walk over a state: the SHA-256 of its content, and the paths of non-finite tensors under the
+    top-level keys in ``finite`` (the same pass reads every tensor once)."""
+
+    def __init__(self, finite: Iterable[str] = ()):
+        self.h = hashlib.sha256()
+        self.finite = set(finite)
+        self.bad: list[str] = []
+
+    def feed(self, v: Any, path: str = "", check: bool = False) -> None:
+        h = self.h
+        if isinstance(v, torch.Tensor):
+            t = v.detach()
+            if t.layout != torch.strided:
+                t = t.to_dense()
+            t = t.cpu().contiguous()
+            h.update(b"T" + str(t.dtype).encode() + repr(tuple(t.shape)).encode())
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy())
+                if check and (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+                    self.bad.append(path)
+        elif isinstance(v, dict):
+            h.update(b"D" + str(len(v)).encode())
+            items = sorted(((self._key(k), k) for k in v), key=lambda kv: kv[0])
+            for kb, k in items:
+                h.update(kb)
+                self.feed(v[k], f"{path}.{k}" if path else str(k), check or (not path and k in self.finite))
+        elif isinstance(v, (list, tuple)):
+            h.update(b"L" + str(len(v)).encode())
+            for i, x in enumerate(v):
+                self.feed(x, f"{path}[{i}]", check)
+        else:
+            h.update(self._leaf(v))
+
+    def _key(self, k: Any) -> bytes:
+        b = self._leaf(k)
+        return struct.pack("<Q", len(b)) + b
+
+    @staticmethod
+    def _leaf(v: Any) -> bytes:
+        if v is None or isinstance(v, bool):
+            return b"B" + repr(v).encode()
+        if isinstance(v, int):
+            n = (v.bit_length() + 8) // 8
+            return b"I" + v.to_bytes(n, "little", signed=True)  # no str(): a huge int stays cheap and legal
+        if isinstance(v, float):
+            return b"F" + struct.pack("<d", v)
+        if isinstance(v, str):
+            return b"S" + v.encode("utf-8", "surrogatepass")
+        if isinstance(v, bytes):
+            return b"Y" + v
+        if isinstance(v, (torch.dtype, torch.device, torch.Size)):
+            return b"O" + repr(v).encode()
+        return b"P" + pickle.dumps(v, protocol=4)
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
+
+
+def content_digest(state: dict[str, Any]) -> str:
+    """The SHA-256 of a state's content (the ``sha256`` entry itself excluded)."""
+    d = _Digest()
+    d.feed({k: v for k, v in state.items() if k != DIGEST_KEY})
+    return d.hexdigest()
+
+
+def non_finite(state: dict[str, Any], keys: Iterable[str]) -> list[str]:
+    """Paths of floating tensors holding NaN/inf under the top-level ``keys`` of ``state``."""
+    d = _Digest(keys)
+    d.feed({k: state[k] for k in keys if k in state})
+    return d.bad
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = True,
+                finite: Iterable[str] = (), fix: str | None = None) -> None:
     """Write to a temporary file, fsync, then rename over ``path``; the old file becomes ``*.prev.pt``.
 
     ``path`` exists at every instant once first written (a kill between two renames must not leave only
     ``*.prev.pt`` and ``*.tmp``, which ``--resume`` would not find): the previous file is linked (or copied) to
     ``*.prev.pt`` first, then the new one renamed over ``path`` atomically.
+
+    ``finite`` names top-level entries whose floating tensors must be finite: otherwise
+    :class:`NonFiniteStateError` is raised before any file is touched. An OSError (disk full, read-only)
+    becomes a one-line :class:`~nasfw.outputs.OutputError` naming ``path`` and ``fix``, with the partial
+    ``.tmp`` removed; ``path`` and ``*.prev.pt`` keep the last complete checkpoint.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     payload = {"format": FORMAT, "version": VERSION, **obj}
-    with open(tmp, "wb") as fh:
-        torch.save(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if keep_previous and path.exists():
-        prev = previous_path(path)
-        prev.unlink(missing_ok=True)
-        try:
-            os.link(path, prev)
-        except OSError:  # a file system without hard links
-            shutil.copyfile(path, prev)
-    os.replace(tmp, path)
+    payload.pop(DIGEST_KEY, None)
+    d = _Digest(finite)
+    d.feed(payload)
+    if d.bad:
+        raise NonFiniteStateError(path, d.bad)
+    payload[DIGEST_KEY] = d.hexdigest()
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if keep_previous and path.exists():
+            prev = previous_path(path)
+            prev.unlink(missing_ok=True)
+            try:
+                os.link(path, prev)
+            except OSError:  # a file system without hard links (a full disk fails the copy too)
+                shutil.copyfile(path, prev)
+        os.replace(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise write_error(path, exc, fix or _default_fix(path, exc)) from None
+
+
+def _default_fix(path: Path, exc: OSError) -> str:
+    kept = "the last complete checkpoint is kept"
+    if exc.errno in SPACE_ERRNOS:
+        return f"free disk space, then continue from it ({kept})"
+    return f"make {path.parent} writable, then continue from it ({kept})"
 
 
 def previous_path(path: Path) -> Path:
     return path.with_name(path.stem + ".prev" + path.suffix)
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load and validate; a corrupt latest file falls back to the previous good one, with a warning."""
+def corrupt_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".corrupt" + path.suffix)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", finite: Iterable[str] = (),
+                    repair: bool = True) -> dict[str, Any]:
+    """Load and verify ``path``; a bad or missing latest file falls back to ``*.prev.pt``, with a warning.
+
+    "Bad" is unreadable, not a nasfw checkpoint, failing its SHA-256 check, or (``finite``) holding NaN/inf
+    in those entries. On a fallback with ``repair`` the bad file is kept as ``*.corrupt.pt`` and the previous
+    checkpoint is copied back to ``path``, so the directory is consistent again (the next save rotates that
+    copy to ``*.prev.pt``). Both bad or missing: :class:`CheckpointError` — never a silent restart.
+    """
     path = Path(path)
-    if not path.exists():
+    prev = previous_path(path)
+    finite = tuple(finite)
+    first: CheckpointError | None = None
+    if path.exists():
+        try:
+            return _load(path, map_location, finite)
+        except CheckpointError as exc:
+            first = exc
+    elif not prev.exists():
         raise CheckpointError(f"no checkpoint at {path}; start a new run without --resume")
+    if not prev.exists():
+        assert first is not None
+        raise CheckpointError(f"{first}; there is no previous checkpoint to fall back to, so start over "
+                              f"(move the directory away and run again)")
     try:
-        return _load(path, map_location)
-    except CheckpointError as first:
-        prev = previous_path(path)
-        if prev.exists():
-            try:
-                state = _load(prev, map_location)
-            except CheckpointError:
-                raise first from None
-            # keep the bad file for inspection, out of the way of the next atomic save (which would
-            # otherwise rotate it over the good previous checkpoint)
-            os.replace(path, path.with_name(path.stem + ".corrupt" + path.suffix))
-            print(f"warning: {first}; resuming from the previous good checkpoint {prev}", file=sys.stderr)
-            return state
-        raise
+        state = _load(prev, map_location, finite)
+    except CheckpointError as second:
+        if first is None:
+            raise CheckpointError(f"{path} is missing and {second}; start over (move the directory away and "
+                                  f"run again)") from None
+        raise CheckpointError(f"{first}, and {second}; start over (move the directory away and run again)") from None
+    what = f"{first}" if first is not None else f"{path} is missing"
+    where = position(state)
+    if repair:
+        try:
+            if first is not None:
+                os.replace(path, corrupt_path(path))  # kept for inspection, out of the way of the next rotation
+            shutil.copyfile(prev, path)
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        what += f" (kept as {corrupt_path(path).name})" if first is not None else ""
+    print(f"warning: {what}; resuming from the previous good checkpoint {prev}{where}", file=sys.stderr)
+    return state
 
 
-def _load(path: Path, map_location: Any) -> dict[str, Any]:
+def mismatch_reason(exc: BaseException) -> str:
+    """The informative part of a ``load_state_dict`` error (torch's first line only names the module)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    return (lines[0][:200] if lines else type(exc).__name__) + (f" (and {len(lines) - 1} more)" if len(lines) > 1
+                                                                else "")
+
+
+def position(state: dict[str, Any]) -> str:
+    """' (phase search, after 1 epoch and 30 steps)' for messages."""
+    parts = [f"phase {state['phase']}"] if "phase" in state else []
+    done = []
+    for key, word in (("epoch", "epoch"), ("global_step", "step")):
+        n = state.get(key)
+        if isinstance(n, int):
+            done.append(f"{n} {word}{'s' if n != 1 else ''}")
+    if done:
+        parts.append("after " + " and ".join(done))
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _load(path: Path, map_location: Any, finite: tuple[str, ...] = ()) -> dict[str, Any]:
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}); delete it to start over") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a nasfw checkpoint")
-    if state.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {state.get('version')}, expected {VERSION}")
+    version = state.get("version")
+    if version not in READABLE_VERSIONS:
+        raise CheckpointError(f"{path} has checkpoint format version {version!r}; this nasfw reads "
+                              f"{', '.join(map(str, READABLE_VERSIONS))}")
+    stored = state.pop(DIGEST_KEY, None)
+    if version >= 2:
+        d = _Digest(finite)
+        d.feed(state)
+        if not isinstance(stored, str) or d.hexdigest() != stored:
+            raise CheckpointError(f"checkpoint {path} fails its SHA-256 check (its data changed after it was "
+                                  f"written: a disk, copy or transfer error)")
+        bad = d.bad
+    else:
+        print(f"warning: {path} was written before checkpoints carried a checksum; its data cannot be verified",
+              file=sys.stderr)
+        bad = non_finite(state, finite)
+    if bad:
+        raise CheckpointError(f"checkpoint {path} holds NaN or inf in {len(bad)} tensor(s) ({', '.join(bad[:3])})")
     return state
+
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "NonFiniteStateError",
+    "content_digest",
+    "load_checkpoint",
+    "mismatch_reason",
+    "non_finite",
+    "position",
+    "previous_path",
+    "rng_state",
+    "save_atomic",
+    "set_rng_state",
+]

@@ -14,9 +14,10 @@ from typing import Any
 import click
 
 from nasfw import __version__
-from nasfw.config import RunConfig, dump_config, merge_config, parse_override
+from nasfw.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED, RunConfig, dump_config, parse_override
 from nasfw.errors import NasfwError
-from nasfw.eval_cmd import eval_command
+from nasfw.eval_cmd import eval_command, reject_empty
+from nasfw.outputs import is_environment_error, write_error
 from nasfw.registry import KINDS, get_registry
 from nasfw.show_cmd import show_command
 from nasfw.shrink_cmd import shrink as shrink_command
@@ -31,10 +32,12 @@ def _run_options(fn: Callable) -> Callable:
         click.option("--shrinker", help="Search-space shrinker (e.g. lissnas); none by default."),
         click.option("--dataset", help="Dataset (digits, cifar10, cifar100, svhn, image-folder, ...)."),
         click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset files are."),
-        click.option("--epochs", type=click.IntRange(min=0), help="Search epochs."),
-        click.option("--batch-size", type=click.IntRange(min=1), help="Search batch size."),
-        click.option("--seed", type=click.IntRange(min=0), help="Random seed."),
+        click.option("--epochs", type=click.IntRange(0, MAX_EPOCHS), help="Search epochs."),
+        click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), help="Search batch size."),
+        click.option("--seed", type=click.IntRange(0, MAX_SEED), help="Random seed (0 to 2**63 - 1)."),
         click.option("--device", help="auto, cpu, cuda, cuda:N."),
+        click.option("--preset", help="Apply a named preset of the chosen components (paper: the papers' protocols; "
+                                      "tiny: the smallest settings that still act), under your flags and --set."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override any setting, e.g. --set optimizer.arch_lr=1e-3 (repeatable)."),
     ]
@@ -45,6 +48,8 @@ def _run_options(fn: Callable) -> Callable:
 
 def _flags(kw: dict[str, Any]) -> dict[str, Any]:
     flags: dict[str, Any] = {}
+    reject_empty(kw, ("space", "optimizer", "selector", "shrinker", "dataset", "device", "data_dir", "config_file",
+                      "out", "resume_dir"))
     for key in ("space", "optimizer", "selector", "shrinker", "dataset"):
         if kw.get(key):
             flags[key] = kw[key]
@@ -62,10 +67,21 @@ def _flags(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config_from(kw: dict[str, Any]) -> RunConfig:
+    return _config_and_preset(kw)[0]
+
+
+def _config_and_preset(kw: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """The run config from file, flags, ``--set`` and ``--preset``; and, with a preset, the lines that say what
+    it set and where each value comes from."""
+    from nasfw.presets import describe, merge_with_preset
+
     flags = _flags(kw)
     if "dataset.params.data_dir" in flags and "dataset" in flags:
         flags["dataset"] = {"name": flags["dataset"], "params": {"data_dir": flags.pop("dataset.params.data_dir")}}
-    return merge_config(kw.get("config_file"), flags, kw.get("overrides", ()))
+    config, applied = merge_with_preset(kw.get("preset"), kw.get("config_file"), flags, kw.get("overrides", ()))
+    if config.preset is None:
+        return config, []
+    return config, describe(config.preset, applied, config, get_registry())
 
 
 def _resolved(config: RunConfig) -> RunConfig:
@@ -84,24 +100,36 @@ def cli() -> None:
 @_run_options
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/<time>-<names>).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--force", is_flag=True,
+              help="With --resume: continue even though RUN_DIR/config.yaml was edited since the checkpoint "
+                   "(the edited settings apply from the checkpoint on).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 def run(**kw: Any) -> None:
     """Search an architecture: (shrink) → supernet → optimizer → selector → genotype."""
     from nasfw.engine import resume_search, run_search
 
+    if kw["force"] and not kw["resume_dir"]:
+        raise click.UsageError("--force only applies to --resume (it accepts an edited config.yaml)")
     if kw["resume_dir"]:
         given = {k: v for k, v in _flags(kw).items()}
-        if given or kw.get("config_file") or kw.get("overrides"):
-            raise click.UsageError("--resume continues a run with its saved config; drop the other options")
-        run_obj, summary = resume_search(kw["resume_dir"], quiet=kw["quiet"])
+        if given or kw.get("config_file") or kw.get("overrides") or kw.get("out"):
+            raise click.UsageError("--resume continues a run with its saved config; drop the other options "
+                                   "(edit RUN_DIR/config.yaml and add --force to change a setting)")
+        run_obj, summary = resume_search(kw["resume_dir"], quiet=kw["quiet"], force=kw["force"])
     else:
-        config = _config_from(kw)
+        config, preset_lines = _config_and_preset(kw)
+        if preset_lines and not kw["quiet"]:
+            click.echo("\n".join(preset_lines), err=True)
         run_obj, summary = run_search(config, out_dir=Path(kw["out"]) if kw["out"] else None, quiet=kw["quiet"])
     if not run_obj.dist.is_main:  # torchrun: rank 0 reports
         return
     click.echo(f"genotype: {summary['genotype_str']}")
     if "benchmark" in summary:
         click.echo("benchmark: " + json.dumps(summary["benchmark"]))
+    from nasfw.acting import activity_lines
+
+    for line in activity_lines(summary.get("activity", {})):
+        click.echo(f"activity: {line}")
     click.echo(f"outputs:  {run_obj.out_dir}  (genotype.json, summary.json, metrics.jsonl, checkpoint.pt)")
 
 
@@ -139,15 +167,22 @@ def config() -> None:
 @config.command("show")
 @_run_options
 def config_show(**kw: Any) -> None:
-    """Print the fully resolved config (every component's params filled in) as YAML."""
-    click.echo(dump_config(_resolved(_config_from(kw))), nl=False)
+    """Print the fully resolved config (every component's params filled in) as YAML; with --preset, first (as
+    YAML comments) every value the preset set and its source."""
+    config, preset_lines = _config_and_preset(kw)
+    text = dump_config(_resolved(config))
+    if preset_lines:
+        text = "".join(f"# {line}\n" for line in preset_lines) + text
+    click.echo(text, nl=False)
 
 
 @config.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False))
 def config_validate(file: str) -> None:
     """Validate a config file, including every component's params."""
-    _resolved(merge_config(file))
+    from nasfw.presets import merge_with_preset
+
+    _resolved(merge_with_preset(None, file)[0])
     click.echo(f"{file}: valid")
 
 
@@ -224,13 +259,29 @@ def _add_plugin_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one line and exit 2 for user errors, exit 1 (and a hint) for bugs."""
-    _add_plugin_commands()
-    try:
-        rc = cli.main(args=argv, prog_name="nasfw", standalone_mode=False)
-        from nasfw.distributed import shutdown
+    """Entry point: one line and exit 2 for user errors, exit 1 (and a hint) for bugs.
 
-        shutdown()  # torchrun: leave the process group cleanly
+    On every way out the torchrun process group is destroyed (after a barrier when the command finished), so
+    a finished distributed run exits 0 instead of aborting in interpreter teardown.
+    """
+    progress = {"finished": False}
+    try:
+        _dispatch(argv, progress)
+    except SystemExit as exc:
+        _teardown(progress["finished"], exc.code)
+        raise
+    except BaseException:
+        _teardown(False, 1)
+        raise
+    _teardown(progress["finished"], 0)
+
+
+def _dispatch(argv: list[str] | None, progress: dict[str, bool]) -> None:
+    """Run the command; every outcome leaves as a return or ``sys.exit`` (``progress['finished']``: it ran)."""
+    try:
+        _add_plugin_commands()
+        rc = cli.main(args=argv, prog_name="nasfw", standalone_mode=False)
+        progress["finished"] = True
         if isinstance(rc, int) and not isinstance(rc, bool) and rc:
             sys.exit(rc)  # a command's ctx.exit(code) (nasfw sweep: some trials failed)
     except click.exceptions.Exit as exc:
@@ -248,12 +299,54 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted(argv)
+    except OSError as exc:
+        if not is_environment_error(exc):
+            _internal_error(exc)
+        # a full disk or read-only file system outside the paths that report it themselves
+        click.echo(one_line(f"Error: {write_error(exc.filename or '(unknown file)', exc)}"), err=True)
+        sys.exit(2)
     except Exception as exc:
-        if os.environ.get("NASFW_DEBUG"):
-            traceback.print_exc()
-        click.echo(one_line(f"Internal error: {type(exc).__name__}: {exc} (set NASFW_DEBUG=1 for a traceback; "
-                            f"please report it)"), err=True)
-        sys.exit(1)
+        _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> None:
+    if os.environ.get("NASFW_DEBUG"):
+        traceback.print_exc()
+    click.echo(one_line(f"Internal error: {type(exc).__name__}: {exc} (set NASFW_DEBUG=1 for a traceback; "
+                        f"please report it)"), err=True)
+    sys.exit(1)
+
+
+def _teardown(finished: bool, code: int | str | None) -> None:
+    """Leave the torchrun process group (a no-op in one process); never masks the command's own exit.
+
+    If gloo's threads outlive ``destroy_process_group`` (something still holds the group, e.g. ``torch._dynamo``
+    imported by a plugin after the group was made), a normal interpreter exit would destroy their running
+    ``std::thread`` objects in C++ static teardown: ``std::terminate`` ("terminate called without an active
+    exception", SIGABRT) after the work is done. Then the process flushes its output and leaves with
+    ``os._exit(code)``, skipping only that teardown (and atexit handlers; nasfw closes its own writers).
+    """
+    from nasfw.distributed import lingering_threads, shutdown
+
+    try:
+        shutdown(clean=finished)
+    except Exception as exc:  # pragma: no cover - a broken group at exit
+        click.echo(one_line(f"warning: leaving the process group failed: {type(exc).__name__}: {exc}"), err=True)
+    if lingering_threads():
+        _hard_exit(code)
+
+
+def _hard_exit(code: int | str | None) -> None:
+    import logging
+
+    if isinstance(code, str):  # sys.exit("message"): print it and exit 1, as the interpreter would
+        click.echo(code, err=True)
+    status = 0 if code is None else code if isinstance(code, int) else 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def one_line(message: str) -> str:

@@ -22,6 +22,15 @@ COMPONENT_KEYS = {
 }
 
 
+#: Bounds of the integer settings (documented in the README): a typo such as ``--batch-size 10**30`` or a
+#: 40-digit seed is a one-line error here, not an overflow deep inside torch.
+MAX_SEED = 2**63 - 1
+MAX_BATCH_SIZE = 2**16
+MAX_EPOCHS = 100_000
+MAX_STEPS = 2**31 - 1
+MAX_WORKERS = 256
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -41,20 +50,28 @@ class ComponentRef(_Strict):
 class SearchSettings(_Strict):
     """The search schedule shared by every optimizer."""
 
-    epochs: int = Field(default=4, ge=0, description="search epochs (the papers use 50)")
-    batch_size: int = Field(default=64, ge=1)
-    val_batch_size: int | None = Field(default=None, ge=1, description="architecture batch (default: batch_size)")
-    steps_per_epoch: int | None = Field(default=None, ge=1, description="cap on steps per epoch")
-    eval_batches: int | None = Field(default=None, ge=1, description="batches for end-of-epoch accuracy (all)")
-    checkpoint_every: int | None = Field(default=None, ge=1, description="also checkpoint every N steps")
-    num_workers: int = Field(default=0, ge=0)
+    epochs: int = Field(default=4, ge=0, le=MAX_EPOCHS, description="search epochs (the papers use 50)")
+    batch_size: int = Field(default=64, ge=1, le=MAX_BATCH_SIZE)
+    val_batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH_SIZE,
+                                       description="architecture batch (default: batch_size)")
+    steps_per_epoch: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="cap on steps per epoch")
+    eval_batches: int | None = Field(default=None, ge=1, le=MAX_STEPS,
+                                     description="batches for end-of-epoch accuracy (all)")
+    val_bn: Literal["batch", "running"] = Field(
+        default="batch", description="BatchNorm in the end-of-epoch validation: batch = each batch's own statistics "
+                                     "(the supernet as it trains; running statistics are not updated), running = "
+                                     "eval-mode running statistics (DARTS' infer(); lags on short runs)")
+    checkpoint_every: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="also checkpoint every N steps")
+    num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
 
 
 class EvaluationSettings(_Strict):
     """Optional training of the found genotype from scratch after the search."""
 
     train: bool = False
-    protocol: str = "quick"
+    protocol: str | None = Field(default=None, description="training protocol (default: the space's own, e.g. "
+                                                           "darts-cifar for DARTS cells, nb201 for NB201; quick "
+                                                           "is the CPU check)")
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -96,10 +113,12 @@ class RunConfig(_Strict):
     performance: PerformanceSettings = PerformanceSettings()
     distributed: DistributedSettings = DistributedSettings()
     log: LogSettings = LogSettings()
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     deterministic: bool = False
     device: str = "auto"
     out: str | None = None
+    preset: str | None = Field(default=None, description="named preset of the components' settings (e.g. paper); "
+                                                         "applied under the file, flags and --set")
 
     @field_validator("device")
     @classmethod
@@ -131,11 +150,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {first}") from None
+        raise ConfigError(f"{path} is not valid {kind}: {first}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a run config") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{path} is not a usable {kind} config: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -155,6 +179,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except (ValueError, RecursionError):  # an integer of thousands of digits, brackets nested thousands deep
+        raise ConfigError(f"--set {key.strip()}: the value is too large or nested too deeply "
+                          f"({len(raw)} characters)") from None
     # component shorthand: optimizer.arch_lr=... means optimizer.params.arch_lr=...
     if parts[0] in COMPONENT_KEYS and len(parts) > 1 and parts[1] not in ("name", "params"):
         parts = [parts[0], "params", *parts[1:]]

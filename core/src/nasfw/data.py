@@ -98,7 +98,7 @@ class BatchStream:
         n = len(self.dataset)  # type: ignore[arg-type]
         if not self.shuffle:
             return list(range(n))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**64)  # any 63-bit seed
         return torch.randperm(n, generator=g).tolist()
 
     def _open(self) -> None:

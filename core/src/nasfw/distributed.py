@@ -18,7 +18,9 @@ single-process path has no extra work, no host syncs and unchanged results.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import io
 import os
 import pickle
@@ -354,6 +356,11 @@ def init_from_env(device: str = "auto") -> Dist:
         torch.cuda.set_device(local_rank)
         cdev = torch.device("cuda", local_rank)
     if not tdist.is_initialized():
+        # torch._dynamo, imported lazily by the first torch.optim optimizer, keeps references to a process
+        # group that exists when it is imported; destroy_process_group then leaves the group and its gloo
+        # threads alive until interpreter exit, where their teardown races with finalization (SIGABRT,
+        # "terminate called without an active exception"). Imported first, it holds none (see shutdown()).
+        importlib.import_module("torch._dynamo")
         tdist.init_process_group(backend=backend)
     _current = Dist(rank, world, local_rank, backend, cdev)
     return _current
@@ -370,17 +377,47 @@ def of(obj: Any) -> Dist:
     return d if isinstance(d, Dist) else LOCAL
 
 
-def shutdown() -> None:
-    """Leave the process group (end of the CLI command), so torchrun exits without warnings."""
+def shutdown(clean: bool = True) -> None:
+    """Leave the process group at the end of the CLI command, on every way out, so a finished torchrun child
+    exits 0 deterministically.
+
+    ``clean`` (the command finished): a barrier first, so no rank closes its connections while another is
+    still in a collective; after an error the peers may be gone, so the group is destroyed without one.
+    ``destroy_process_group`` then frees the group and stops its threads (gloo's ``gloo_tcp_loop`` and
+    ``pt_gloo_runloop``) here, not during interpreter finalization.
+    """
     global _current
     if _current is LOCAL:
         return
     import torch.distributed as tdist
 
-    if tdist.is_initialized():
-        tdist.destroy_process_group()
     _current = LOCAL
+    if not tdist.is_initialized():
+        return
+    if clean:
+        with contextlib.suppress(Exception):  # a peer already gone: still destroy our side
+            tdist.barrier()
+    tdist.destroy_process_group()
+
+
+def lingering_threads() -> list[str]:
+    """Names of the process's gloo threads still alive (Linux ``/proc``; empty elsewhere or when none are).
+
+    They are C++ threads, invisible to :mod:`threading`; after :func:`shutdown` there should be none.
+    """
+    task = "/proc/self/task"
+    if env_world_size() <= 1 or not os.path.isdir(task):
+        return []
+    names = []
+    for tid in os.listdir(task):
+        with contextlib.suppress(OSError):
+            with open(f"{task}/{tid}/comm") as fh:
+                name = fh.read().strip()
+            if "gloo" in name:
+                names.append(name)
+    return sorted(names)
 
 
 __all__ = ["LOCAL", "Dist", "DistributedError", "GlobalBatchNorm1d", "GlobalBatchNorm2d", "GlobalBatchNorm3d",
-           "convert_batchnorm", "current", "fingerprint", "init_from_env", "of", "shutdown"]
+           "convert_batchnorm", "current", "fingerprint", "init_from_env", "lingering_threads", "of",
+           "shutdown"]

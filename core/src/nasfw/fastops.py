@@ -10,7 +10,10 @@ A supernet evaluates every candidate op on every edge, so work that the ops repe
   floating-point rounding); other devices and dtypes (float64 convolutions are not faster) keep the
   native kernel.
 
-Nothing here is specific to a space or a paper; the DARTS and NB201 supernets use both.
+* :func:`depthwise_conv2d` and :func:`pointwise_conv2d` compute depthwise and 1×1 convolutions so that
+  every pass runs oneDNN's fast CPU kernels (the batched edges of :mod:`nasfw.batched` use them).
+
+Nothing here is specific to a space or a paper; the DARTS and NB201 supernets use all of them.
 """
 
 from __future__ import annotations
@@ -78,3 +81,64 @@ class AvgPool2d(nn.AvgPool2d):
             self._cache[key] = (ones, count.reciprocal())
         ones, inv = self._cache[key]
         return F.conv2d(x, ones, stride=s, padding=p, groups=c) * inv
+
+
+# -- convolutions on CPU ---------------------------------------------------------------------------
+# oneDNN (PyTorch's CPU convolution backend) has fast ("jit_dw") NCHW depthwise kernels for the forward pass
+# and for 3×3 undilated backward passes, but computes the weight gradient of 5×5 kernels and both gradients
+# of dilated kernels with a per-group im2col GEMM, several times slower (``ONEDNN_VERBOSE=1`` shows
+# ``x64:gemm:jit``). The rewrites below are the same convolution on a layout oneDNN runs fast.
+
+def _fast_cpu(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+
+
+def _undilated_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    if w.shape[-1] <= 3 or x.is_contiguous(memory_format=torch.channels_last):
+        return F.conv2d(x, w, None, stride, padding, 1, w.shape[0])
+    # 5×5 and larger: the channels-last kernels compute the weight gradient without im2col
+    y = F.conv2d(x.contiguous(memory_format=torch.channels_last), w, None, stride, padding, 1, w.shape[0])
+    return y.contiguous()
+
+
+def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], padding: tuple[int, int],
+                     dilation: tuple[int, int]) -> torch.Tensor:
+    """``F.conv2d(x, weight, stride=stride, padding=padding, dilation=dilation, groups=C)`` for a depthwise
+    weight (C, 1, k, k), computed so that every pass runs oneDNN's fast kernels on CPU in float32.
+
+    A dilation-2 convolution with "same" padding equals an undilated one on each of the input's four
+    polyphase components (even/odd rows × even/odd columns), stacked along the batch; at stride 2 only the
+    even-even component is read. 5×5 kernels run in channels-last memory format. Other cases (other devices
+    and dtypes, odd sizes, other paddings) are the plain call.
+    """
+    k = weight.shape[-1]
+    c = weight.shape[0]
+    plain = (not _fast_cpu(x) or weight.shape[-2] != k or stride[0] != stride[1] or padding[0] != padding[1]
+             or dilation[0] != dilation[1] or x.shape[1] != c)
+    if plain:
+        return F.conv2d(x, weight, None, stride, padding, dilation, c)
+    s, p, d = stride[0], padding[0], dilation[0]
+    if d == 1:
+        return _undilated_depthwise(x, weight, s, p)
+    n, _, h, w = x.shape
+    if d != 2 or p != k - 1 or s not in (1, 2):
+        return F.conv2d(x, weight, None, stride, padding, dilation, c)
+    if s == 2:  # out[m] = Σ_i w[i]·x[2(m + i) - (k - 1)]: only even positions are read
+        return _undilated_depthwise(x[:, :, ::2, ::2], weight, 1, (k - 1) // 2)
+    if h % 2 or w % 2 or min(h, w) // 2 < 2 * (k - 1):  # tiny phases: the plain call is faster
+        return F.conv2d(x, weight, None, stride, padding, dilation, c)
+    ph = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(3, 5, 0, 1, 2, 4).reshape(4 * n, c, h // 2, w // 2)
+    y = _undilated_depthwise(ph, weight, 1, (k - 1) // 2)
+    return y.view(2, 2, n, c, h // 2, w // 2).permute(2, 3, 4, 0, 5, 1).reshape(n, c, h, w)
+
+
+def pointwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int) -> torch.Tensor:
+    """A 1×1 convolution (stride 1, no padding) as a batched matrix product (faster than oneDNN's grouped 1×1
+    convolution on CPU); ``groups`` blocks of channels, each its own (C_out, C_in) matrix."""
+    if not _fast_cpu(x) or (x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()):
+        return F.conv2d(x, weight, bias, 1, 0, 1, groups)
+    n, ci, h, w = x.shape
+    co = weight.shape[0]
+    y = torch.matmul(weight.view(groups, co // groups, ci // groups), x.reshape(n, groups, ci // groups, h * w))
+    y = y.view(n, co, h, w)
+    return y if bias is None else y + bias.view(1, co, 1, 1)

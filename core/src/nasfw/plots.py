@@ -135,10 +135,25 @@ def _render_mpl(graph: CellGraph, stem: Path, formats: Sequence[str], title: str
     paths = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, format=fmt, bbox_inches="tight", dpi=120)
+        _savefig(fig, path, format=fmt, bbox_inches="tight", dpi=120)
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def _savefig(fig: Any, path: Path, **kw: Any) -> None:
+    """Save through a temporary file and a rename: a full disk leaves the old image, not half a new one."""
+    import os
+
+    from nasfw.outputs import remove_quietly
+
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fig.savefig(tmp, **kw)
+        os.replace(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def plot_cell(genotype: Genotype, cell: str, stem: str | Path, formats: Sequence[str] = FORMATS,
@@ -242,7 +257,7 @@ def plot_alphas(alphas_path: str | Path, out_dir: str | Path, formats: Sequence[
         fig.tight_layout(rect=(0, 0.06, 1, 0.97))
         for fmt in formats:
             path = Path(out_dir) / f"alphas_{name}.{fmt}"
-            fig.savefig(path, format=fmt, dpi=100)
+            _savefig(fig, path, format=fmt, dpi=100)
             res.paths.append(path)
         plt.close(fig)
     return res

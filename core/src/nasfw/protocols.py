@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from nasfw.components import StrictModel
-from nasfw.config import ComponentRef
+from nasfw.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_STEPS, MAX_WORKERS, ComponentRef
 from nasfw.errors import ConfigError
 
 
@@ -27,13 +27,15 @@ class TrainingProtocol(StrictModel):
     dataset: ComponentRef = Field(default_factory=lambda: ComponentRef(name="digits"))
     input_shape: tuple[int, int, int] = Field(default=(1, 8, 8),
                                               description="C, H, W of one input (for --dry-run params/FLOPs)")
-    num_classes: int = Field(default=10, ge=1, description="classes (for --dry-run, without loading data)")
+    num_classes: int = Field(default=10, ge=1, le=1_000_000,
+                             description="classes (for --dry-run, without loading data)")
     train_on: Literal["train+val", "train"] = Field(
         default="train+val", description="train on the whole training set (both search halves) or the first half")
-    epochs: int = Field(default=600, ge=0)
-    batch_size: int = Field(default=96, ge=1)
-    eval_batch_size: int = Field(default=256, ge=1)
-    steps_per_epoch: int | None = Field(default=None, ge=1, description="cap on steps per epoch (CPU smoke runs)")
+    epochs: int = Field(default=600, ge=0, le=MAX_EPOCHS)
+    batch_size: int = Field(default=96, ge=1, le=MAX_BATCH_SIZE)
+    eval_batch_size: int = Field(default=256, ge=1, le=MAX_BATCH_SIZE)
+    steps_per_epoch: int | None = Field(default=None, ge=1, le=MAX_STEPS,
+                                        description="cap on steps per epoch (CPU smoke runs)")
     lr: float = Field(default=0.025, gt=0)
     lr_schedule: ComponentRef = Field(default_factory=lambda: ComponentRef(name="cosine", params={"min_lr": 0.0}),
                                       description="a registered LR schedule, applied per epoch")
@@ -45,14 +47,15 @@ class TrainingProtocol(StrictModel):
     drop_path_prob: float = Field(default=0.2, ge=0, lt=1, description="final drop-path rate, ramped linearly "
                                                                        "as rate * epoch / epochs")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
-    eval_every: int = Field(default=1, ge=1, description="test accuracy every N epochs (and after the last)")
-    num_workers: int = Field(default=0, ge=0)
+    eval_every: int = Field(default=1, ge=1, le=MAX_EPOCHS,
+                            description="test accuracy every N epochs (and after the last)")
+    num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
     sync_bn: bool = Field(default=True, description="under torchrun: BatchNorm statistics over the global batch")
 
     @model_validator(mode="after")
     def _check(self) -> TrainingProtocol:
-        if any(v <= 0 for v in self.input_shape):
-            raise ValueError("input_shape needs three positive sizes (C, H, W)")
+        if any(v <= 0 or v > 16384 for v in self.input_shape):
+            raise ValueError("input_shape needs three positive sizes (C, H, W) of at most 16384")
         return self
 
 

@@ -254,6 +254,32 @@ class Registry:
         self._check_nested(name, kind, config)
         return name, obj, config
 
+    def recipe(self, kind: str, ref: Any, preset: str, config: Any) -> Any:
+        """The :class:`~nasfw.presets.Recipe` that ``--preset preset`` gives a component (or None): a registered
+        preset's own ``presets`` first, else those of the component it is a preset of, down to the class."""
+        name, _ = _ref_parts(ref)
+        obj = self.get(kind, name)
+        seen = {name}
+        while isinstance(obj, Preset):
+            if obj.presets is not None:
+                found = obj.presets.get(preset)
+                return found(config) if callable(found) else found
+            if obj.base in seen:
+                raise PluginError(f"preset cycle at {KINDS[kind][1]} '{obj.base}'")
+            seen.add(obj.base)
+            obj = self.get(kind, obj.base)
+        return obj.preset(preset, config) if isinstance(obj, type) and issubclass(obj, Component) else None
+
+    def recipe_names(self, kind: str, ref: Any, config: Any) -> list[str]:
+        """Names of the presets a component answers (for error messages)."""
+        name, _ = _ref_parts(ref)
+        obj = self.get(kind, name)
+        while isinstance(obj, Preset):
+            if obj.presets is not None:
+                return sorted(obj.presets)
+            obj = self.get(kind, obj.base)
+        return obj.preset_names(config) if isinstance(obj, type) and issubclass(obj, Component) else []
+
     def _check_nested(self, owner: str, owner_kind: str, config: BaseModel) -> None:
         """Validate component references inside a component's config (e.g. a DARTS optimizer's
         ``lr_schedule``) now, not epochs later: a field named after a kind must name one of that kind."""

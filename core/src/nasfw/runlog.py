@@ -83,48 +83,121 @@ class TensorBoard:
 
 
 class Progress:
-    """A rich progress bar on a terminal, plain lines otherwise, nothing when quiet."""
+    """Progress of a run's phases: a rich bar per phase on a terminal, plain lines otherwise, nothing when quiet.
 
-    def __init__(self, mode: str = "auto", quiet: bool = False):
+    Components reach it as ``run.progress`` and wrap their own long phases (selection decisions, shrink
+    rounds, tuning) the way the engine wraps the search::
+
+        with run.progress.phase("perturb decisions", total=plan["decisions"]):
+            for edge in edges:
+                ...
+                run.progress.advance(f"edge {i}")   # one unit of the innermost open phase
+
+    Phases nest (a tuning phase inside a selection phase is a second bar). Each shows elapsed time and, once
+    it has advanced, the remaining time at the measured rate; in plain mode a line is printed when a phase
+    starts, after its first measured units (with the ETA), at most every ``interval`` seconds, and when it
+    ends.
+    """
+
+    def __init__(self, mode: str = "auto", quiet: bool = False, interval: float = 15.0):
         if quiet or mode == "none":
             self.mode = "none"
         elif mode == "auto":
             self.mode = "rich" if sys.stderr.isatty() else "plain"
         else:
             self.mode = mode
+        self.interval = interval
         self._progress: Any = None
-        self._task: Any = None
+        self._stack: list[_Phase] = []
         self._t0 = time.time()
 
     @contextmanager
-    def phase(self, description: str, total: int | None) -> Iterator[None]:
+    def phase(self, description: str, total: int | None = None) -> Iterator[_Phase]:
+        """An open phase of ``total`` units (None: unknown); :meth:`advance` moves the innermost one."""
+        ph = _Phase(description, total)
         if self.mode == "rich":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            if self._progress is None:
+                from rich import progress as rp
 
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=False,
-                                      console=None)
-            self._progress.start()
-            self._task = self._progress.add_task(description, total=total, info="")
+                self._progress = rp.Progress(rp.TextColumn("{task.description}"), rp.BarColumn(),
+                                             rp.MofNCompleteColumn(), rp.TimeElapsedColumn(), rp.TextColumn("eta"),
+                                             rp.TimeRemainingColumn(), rp.TextColumn("{task.fields[info]}"),
+                                             transient=False, console=None)
+                self._progress.start()
+            ph.task = self._progress.add_task(description, total=total, info="")
+        elif self.mode == "plain":
+            self.line(f"{description}: started" + (f", {total} to do" if total else ""))
+        self._stack.append(ph)
         try:
-            yield
+            yield ph
         finally:
+            self._stack.remove(ph)
             if self._progress is not None:
-                self._progress.stop()
-                self._progress = None
+                if not self._stack:
+                    self._progress.stop()
+                    self._progress = None
+            elif self.mode == "plain" and ph.done:
+                self.line(f"{description}: {ph.done}{'/' + str(total) if total else ''} done in "
+                          f"{duration(time.time() - ph.start)}")
 
-    def advance(self, info: str = "") -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1, info=info)
+    def advance(self, info: str = "", n: int = 1) -> None:
+        """``n`` units of the innermost open phase done (``info``: a short status such as the loss)."""
+        if not self._stack:
+            return
+        ph = self._stack[-1]
+        ph.done += n
+        if self._progress is not None and ph.task is not None:
+            self._progress.update(ph.task, advance=n, info=info)
+        elif self.mode == "plain":
+            now = time.time()
+            first = not ph.reported and ph.done >= min(3, ph.total or 3)
+            if first or now - ph.last_line >= self.interval:
+                ph.reported, ph.last_line = True, now
+                eta = ph.eta()
+                self.line(f"{ph.description}: {ph.done}{'/' + str(ph.total) if ph.total else ''}"
+                          + (f", eta {duration(eta)}" if eta is not None else "") + (f"  {info}" if info else ""))
 
     def describe(self, description: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=description)
+        """Rename the innermost open phase (e.g. the epoch it is in)."""
+        if not self._stack:
+            return
+        ph = self._stack[-1]
+        ph.description = description
+        if self._progress is not None and ph.task is not None:
+            self._progress.update(ph.task, description=description)
 
     def line(self, text: str) -> None:
         if self.mode == "none":
             return
         if self._progress is not None:
-            self._progress.console.print(text)
+            self._progress.console.print(text, markup=False, highlight=False)
         else:
             print(f"[{time.time() - self._t0:7.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+class _Phase:
+    """One open progress phase: its units done and when it started."""
+
+    def __init__(self, description: str, total: int | None):
+        self.description, self.total = description, total
+        self.done, self.task = 0, None
+        self.start = self.last_line = time.time()
+        self.reported = False
+
+    def eta(self) -> float | None:
+        """Seconds left at the rate measured so far (None without a total or a measurement)."""
+        if not self.total or not self.done:
+            return None
+        return (time.time() - self.start) / self.done * max(self.total - self.done, 0)
+
+
+def duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h10m``."""
+    s = round(seconds)
+    return f"{s}s" if s < 90 else (f"{s // 60}m{s % 60:02d}s" if s < 5400 else f"{s // 3600}h{s % 3600 // 60:02d}m")
+
+
+def progress_of(run: Any) -> Progress:
+    """``run.progress``, or a silent one for callers that pass something else as the run (tests, scripts)."""
+    progress = getattr(run, "progress", None)
+    return progress if isinstance(progress, Progress) else Progress(quiet=True)

@@ -11,6 +11,12 @@ from torch import nn
 from nasfw.components import EdgeWeighting
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle as PC-DARTS uses it: channel ``g·(C/groups) + c`` moves to ``c·groups + g``."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
 class Supernet(nn.Module):
     """Base class of every space's supernet.
 
@@ -19,6 +25,13 @@ class Supernet(nn.Module):
     zeroed where the mask is off, unless a selector overrides them explicitly (DARTS-PT sets one-hot
     rows and zeroes single ops without renormalising). Subclasses implement ``forward`` and should
     skip ops whose mask entry is off.
+
+    Edge normalisation (PC-DARTS): with ``edge_groups`` (per cell type, the rows of each node's input
+    edges) the supernet also owns one β per edge, ``alphas["beta_<cell>"]`` of shape (rows,), and
+    :meth:`edge_weights` gives softmax(β) over each node's input edges. The forward multiplies every
+    edge's output by its edge weight; :meth:`strengths` multiplies the op strengths by it, so magnitude
+    selection ranks edges by β × op weight. β is an architecture parameter like α (``arch_parameters``
+    holds it, ``weight_parameters`` does not), so every gradient optimizer trains it.
     """
 
     def __init__(
@@ -27,12 +40,23 @@ class Supernet(nn.Module):
         weighting: EdgeWeighting,
         alpha_init_std: float = 1e-3,
         available: dict[str, torch.Tensor] | None = None,
+        edge_groups: dict[str, list[list[int]]] | None = None,
     ):
         super().__init__()
         self.weighting = weighting
+        #: the cell types (keys of the α tables, masks and mixing weights)
+        self.cell_types: tuple[str, ...] = tuple(arch_shapes)
         self.alphas = nn.ParameterDict(
             {k: nn.Parameter(alpha_init_std * torch.randn(*shape)) for k, shape in arch_shapes.items()}
         )
+        #: per cell type with edge normalisation, the rows of each node's input edges
+        self.edge_groups: dict[str, list[list[int]]] = {}
+        for k, groups in (edge_groups or {}).items():
+            rows = sorted(r for g in groups for r in g)
+            if rows != list(range(arch_shapes[k][0])):
+                raise ValueError(f"edge_groups['{k}'] must partition the {arch_shapes[k][0]} rows of '{k}'")
+            self.edge_groups[k] = [list(g) for g in groups]
+            self.alphas[f"beta_{k}"] = nn.Parameter(alpha_init_std * torch.randn(arch_shapes[k][0]))
         for k, shape in arch_shapes.items():
             mask = torch.ones(*shape, dtype=torch.bool)
             if available is not None and k in available:
@@ -60,7 +84,7 @@ class Supernet(nn.Module):
         return getattr(self, f"mask_{name}")
 
     def masks(self) -> dict[str, torch.Tensor]:
-        return {k: self.mask(k) for k in self.alphas}
+        return {k: self.mask(k) for k in self.cell_types}
 
     def set_mask(self, name: str, mask: torch.Tensor) -> None:
         self.mask(name).copy_(mask.to(torch.bool))
@@ -68,12 +92,27 @@ class Supernet(nn.Module):
     def mixing_weights(self) -> dict[str, torch.Tensor]:
         """The coefficients of every (edge, op) the forward pass uses now."""
         out = {}
-        for k, alpha in self.alphas.items():
+        for k in self.cell_types:
             if k in self._override:
                 out[k] = self._override[k]
                 continue
-            mask = self.mask(k)
+            alpha, mask = self.alphas[k], self.mask(k)
             out[k] = self.weighting(alpha, mask) * mask.to(alpha.dtype)
+        return out
+
+    def edge_weights(self) -> dict[str, torch.Tensor]:
+        """Per cell type with edge normalisation, the (rows,) weight of each edge: softmax of β over each
+        node's input edges (all of them, masked or not, as in PC-DARTS). Empty without edge normalisation."""
+        out = {}
+        for k, groups in self.edge_groups.items():
+            beta = self.alphas[f"beta_{k}"]
+            parts = [torch.softmax(beta[g[0]:g[-1] + 1] if g == list(range(g[0], g[-1] + 1)) else beta[g], 0)
+                     for g in groups]
+            order = [r for g in groups for r in g]
+            w = torch.cat(parts)
+            if order != list(range(len(order))):  # nodes' rows not in row order: put them back
+                w = w[torch.tensor(order).argsort().to(beta.device)]
+            out[k] = w
         return out
 
     def active_ops(self, weights: dict[str, torch.Tensor]) -> dict[str, list[list[int]]]:
@@ -111,9 +150,12 @@ class Supernet(nn.Module):
         """What magnitude selection ranks: the weighting's strength, -inf where masked."""
         out = {}
         with torch.no_grad():
-            for k, alpha in self.alphas.items():
-                mask = self.mask(k)
+            edges = self.edge_weights()
+            for k in self.cell_types:
+                alpha, mask = self.alphas[k], self.mask(k)
                 s = self.weighting.strength(alpha, mask).detach().float().cpu()
+                if k in edges:  # PC-DARTS: the edge choice ranks β × op weight
+                    s = s * edges[k].detach().float().cpu().unsqueeze(1)
                 out[k] = torch.where(mask.cpu(), s, torch.full_like(s, float("-inf")))
         return out
 

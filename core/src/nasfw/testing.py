@@ -286,7 +286,7 @@ class ToyImages(Dataset):
         shape = TOY_SHAPE
         proto = torch.randn(shape.num_classes, shape.channels, shape.height, shape.width,
                             generator=torch.Generator().manual_seed(1234))
-        g = torch.Generator().manual_seed(seed * 7 + 5)
+        g = torch.Generator().manual_seed((seed * 7 + 5) % 2**64)
 
         def make(n: int) -> torch.utils.data.TensorDataset:
             y = torch.arange(n) % shape.num_classes
@@ -399,6 +399,20 @@ class KitDropOne(Shrinker):
         return ShrunkSpace(keep, {"dropped": banned})
 
 
+class KitTwins(Shrinker):
+    """Kit fixture: keeps the cells whose first two edges carry the same op — not a product of per-edge
+    choices (the union of their ops is the whole space), so only a member-constrained selection returns one."""
+
+    def shrink(self, space: SearchSpace, run: Any) -> ShrunkSpace:
+        cell = sorted(space.decisions())[0]
+        first, second = space.decisions()[cell][:2]
+
+        def op(g: Genotype, e: Any) -> str | None:
+            return next((x.op for x in g.cells[cell] if (x.node, x.input) == (e.node, e.input)), None)
+
+        return ShrunkSpace([g for g in space.enumerate() if op(g, first) == op(g, second)], {})
+
+
 class _KitPlugin:
     """Registers the kit's toys (only in registries made by :func:`toy_registry`)."""
 
@@ -425,6 +439,7 @@ class _KitPlugin:
     @hookimpl
     def nasfw_register_shrinkers(self, register: Any) -> None:
         register("kit-drop-one", KitDropOne)
+        register("kit-twins", KitTwins)
 
 
 class _SubjectPlugin:
@@ -539,6 +554,12 @@ def _build_supernet(space: SearchSpace, shape: DataShape, weighting: EdgeWeighti
     for name, table in space.op_table().items():  # what the engine does after building
         net.set_mask(name, net.mask(name).cpu() & table)
     return net
+
+
+def _op_tables(net: Supernet) -> dict[str, torch.Tensor]:
+    """The (rows, ops) α table of each cell type: a supernet may hold other architecture parameters too
+    (PC-DARTS' per-edge β, ``alphas["beta_<cell>"]``)."""
+    return {k: net.alphas[k] for k in getattr(net, "cell_types", net.arch_parameters())}
 
 
 def _logits(out: Any) -> torch.Tensor:
@@ -690,9 +711,9 @@ def check_search_space(space: Any, params: dict[str, Any] | None = None, *, shap
     weighting = _weighting(reg)
     net = _build_supernet(sp, shape, weighting)
     _require(isinstance(net, Supernet), who, "build_supernet must return a nasfw.supernet.Supernet")
-    _require(set(net.arch_parameters()) == set(dec), who,
-             "the supernet needs one α tensor per cell type of decisions()")
-    for cell, a in net.arch_parameters().items():
+    ops = _op_tables(net)
+    _require(set(ops) == set(dec), who, "the supernet needs one α tensor per cell type of decisions()")
+    for cell, a in ops.items():
         _require(tuple(a.shape) == tuple(shapes[cell]), who, f"α['{cell}'] shape {tuple(a.shape)} != arch_shapes()")
     x = torch.randn(4, shape.channels, shape.height, shape.width, generator=torch.Generator().manual_seed(seed))
     y = torch.arange(4) % shape.num_classes
@@ -702,7 +723,7 @@ def check_search_space(space: Any, params: dict[str, Any] | None = None, *, shap
              f"supernet output shape {tuple(out.shape)} != (batch, num_classes) = (4, {shape.num_classes})")
     _require(bool(torch.isfinite(out).all()), who, "supernet output must be finite")
     nn.functional.cross_entropy(out, y).backward()
-    for cell, a in net.arch_parameters().items():  # None: this cell type is not used at this size
+    for cell, a in net.arch_parameters().items():  # None: this cell type (or edge weight) is not used at this size
         _require(a.grad is None or bool(torch.isfinite(a.grad).all()), who,
                  f"the loss must have a finite gradient w.r.t. α['{cell}']")
     _require(any(a.grad is not None and float(a.grad.abs().sum()) > 0 for a in net.arch_parameters().values()), who,
@@ -727,7 +748,7 @@ def check_search_space(space: Any, params: dict[str, Any] | None = None, *, shap
     torch.manual_seed(seed)
     masked = _logits(net(x))
     masked.sum().backward()
-    for cell, a in net.arch_parameters().items():
+    for cell, a in ops.items():
         off = ~net.mask(cell).cpu()
         _require(a.grad is None or bool((a.grad.cpu()[off] == 0).all()), who,
                  f"masked-out ops of '{cell}' still influence the output (their α has a gradient)")
@@ -793,8 +814,11 @@ def stage(*, space: Any = "toy-cell", space_params: dict[str, Any] | None = None
     )
     with tempfile.TemporaryDirectory(prefix="nasfw-testing-") as tmp:
         run = prepare(config, reg, Path(out_dir) if out_dir is not None else Path(tmp), quiet=True)
-        build(run)
-        yield run
+        try:
+            build(run)
+            yield run
+        finally:
+            run.close()  # the directory lock: a later stage() on the same out_dir must get it
 
 
 def train_steps(run: Any, n: int) -> list[dict[str, float]]:
@@ -908,15 +932,17 @@ def check_selector(selector: Any, params: dict[str, Any] | None = None, *, optim
                    registry: Registry | None = None, steps: int = 2, seed: int = 0,
                    deterministic: bool = True) -> None:
     """Check a selector after a short search: it returns a genotype the space contains — on the toy space
-    with and without a topology rule, and on a shrunk (op-restricted) space — and, by default, the same
-    genotype for the same seed.
+    with and without a topology rule, and on two shrunk spaces: one op-restricted, one whose members are not a
+    product of per-edge choices (the selector must return a member) — and, by default, the same genotype for
+    the same seed.
     """
     reg, name, params, who = _subject("selector", selector, params, registry)
     check_config("selector", name, params, reg)
     ref = {"name": name, "params": params}
     variants: list[tuple[Any, Any, Any]] = [(space, space_params, None)]
     if space == "toy-cell" and not space_params:
-        variants += [("toy-cell", {"keep": 1}, None), ("toy-cell", None, "kit-drop-one")]
+        variants += [("toy-cell", {"keep": 1}, None), ("toy-cell", None, "kit-drop-one"),
+                     ("toy-cell", None, "kit-twins")]
     for sp_name, sp_params, shrinker in variants:
         found = []
         for _ in range(2 if deterministic else 1):
@@ -1153,9 +1179,13 @@ def run_cli(*args: str) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+from nasfw.testing_acts import ActsCase, ActsError, acts_config, acts_matrix, check_acts  # noqa: E402
+
 __all__ = [
     "SUBJECT",
     "TOY_SHAPE",
+    "ActsCase",
+    "ActsError",
     "CliResult",
     "ContractError",
     "KitDropOne",
@@ -1164,6 +1194,9 @@ __all__ = [
     "ToyBenchmark",
     "ToyCellSpace",
     "ToyImages",
+    "acts_config",
+    "acts_matrix",
+    "check_acts",
     "check_benchmark",
     "check_config",
     "check_dataset",

@@ -29,22 +29,41 @@ import torch
 import yaml
 from torch import nn
 
-from nasfw.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from nasfw.checkpoint import (
+    NonFiniteStateError,
+    load_checkpoint,
+    mismatch_reason,
+    position,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 from nasfw.components import Context, SearchSpace
 from nasfw.config import ComponentRef, RunConfig
 from nasfw.data import BatchStream, DataShape
 from nasfw.distributed import current as current_dist
-from nasfw.errors import ConfigError, DataError, DivergenceError, NasfwError, closest
+from nasfw.errors import CheckpointError, ConfigError, DataError, DivergenceError, NasfwError, closest
 from nasfw.flops import count_macs, count_params
 from nasfw.genotype import Genotype
+from nasfw.outputs import write_text_atomic
 from nasfw.protocols import TrainingProtocol, apply_overrides, get_protocol, network_override_keys
 from nasfw.registry import Registry, get_registry
+from nasfw.runlock import RunLock
 from nasfw.runlog import JsonLines, Progress, TensorBoard
 
 if TYPE_CHECKING:
     from nasfw.engine import Run
 
 EVAL_FILE = "eval.yaml"
+
+
+#: The protocol of a space that declares none (``SearchSpace.default_protocol``).
+FALLBACK_PROTOCOL = "darts-cifar"
+
+
+def default_protocol(space: Any) -> str:
+    """The final-training protocol a space's genotypes get when the user names none."""
+    return getattr(space, "default_protocol", None) or FALLBACK_PROTOCOL
 
 
 def make_space(genotype: Genotype, registry: Registry, space: Any = None, ctx: Context | None = None) -> SearchSpace:
@@ -78,6 +97,8 @@ def check_network_overrides(space: SearchSpace, overrides: dict[str, Any] | list
 def check_evaluation(config: RunConfig, registry: Registry) -> None:
     """Validate ``evaluation.protocol`` and ``evaluation.params`` when the run config is read, not hours later
     when the search ends and the final training starts."""
+    if config.evaluation.protocol is None:
+        config.evaluation.protocol = default_protocol(registry.resolve("search_space", config.space)[1])
     params = dict(config.evaluation.params)
     apply_overrides(get_protocol(config.evaluation.protocol, registry), params, "evaluation.params")
     if network_override_keys(params):  # only then is the space worth building here
@@ -134,6 +155,7 @@ class _Trainer:
         self.best: float | None = None
         self.final: dict[str, float] = {}
         self.seconds = 0.0
+        self.last_at: str | None = None  # where the last finite checkpoint stands (for messages)
 
     def setup(self) -> None:
         from nasfw.engine import seed_everything
@@ -170,12 +192,18 @@ class _Trainer:
             raise ConfigError(f"{self.out_dir / 'checkpoint.pt'} is not an evaluation checkpoint")
         if Genotype.from_dict(state["genotype"]) != self.genotype:
             raise ConfigError(f"{self.out_dir} holds the evaluation of another genotype; choose another --out")
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            first = mismatch_reason(exc)
+            raise CheckpointError(f"{self.out_dir / 'checkpoint.pt'} does not fit this evaluation's network "
+                                  f"({first}); resume an evaluation only from its own checkpoint") from None
         self.epoch, self.best, self.final = int(state["epoch"]), state["best"], dict(state["final"])
         self.seconds = float(state["seconds"])
         self.metrics.truncate(int(state["metrics_pos"]))
         set_rng_state(state["rng"])
+        self.last_at = position(state)
 
     # -- loop --------------------------------------------------------------------------------
     def loss(self, out: Any, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,9 +301,22 @@ class _Trainer:
                     f"{k}={v:.4f}" for k, v in rec.items() if k in ("train_loss", "train_acc", "test_acc", "lr")))
                 self.dist.sync_buffers_(self.model)
                 if self.dist.is_main:
-                    save_atomic(self.state(), self.out_dir / "checkpoint.pt")
+                    self.save()
                 done_now += 1
         self.tb.close()
+
+    def save(self) -> None:
+        """Checkpoint the epoch; a state with NaN/inf weights is never written (the last finite one stays)."""
+        path = self.out_dir / "checkpoint.pt"
+        state = self.state()
+        try:
+            save_atomic(state, path, finite=("model", "optimizer"))
+        except NonFiniteStateError as exc:
+            last = (f"the last finite checkpoint is {path}{self.last_at}" if self.last_at is not None
+                    else "no checkpoint was written")
+            raise DivergenceError(f"final training diverged in epoch {self.epoch} ({len(exc.bad)} non-finite tensors, "
+                                  f"e.g. {exc.bad[0]}); {last}; lower the learning rate with --set lr=...") from None
+        self.last_at = position(state)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -309,14 +350,16 @@ def evaluate_genotype(genotype: Genotype, protocol: TrainingProtocol | str = "qu
                       *, registry: Registry | None = None, device: str = "auto", seed: int = 0,
                       space: Any = None, resume: bool = False, quiet: bool = False, tensorboard: bool = True,
                       progress: Progress | None = None, stop_after: int | None = None,
-                      protocol_name: str | None = None) -> dict[str, Any]:
+                      protocol_name: str | None = None, lock: RunLock | None = None,
+                      locked: bool = False) -> dict[str, Any]:
     """Train ``genotype`` from scratch under ``protocol``; returns (and writes) the summary.
 
     ``resume=True`` continues from ``out_dir/checkpoint.pt``; ``stop_after`` trains at most that many epochs in
-    this call (time-sliced jobs), a later ``resume`` finishes the rest.
+    this call (time-sliced jobs), a later ``resume`` finishes the rest. The directory is locked (rank 0) for
+    the call; ``lock`` is a lock the caller already holds.
     """
     from nasfw.distributed import init_from_env
-    from nasfw.engine import check_writable, resolve_device
+    from nasfw.engine import RESUME_FIX, check_writable, lock_directory, resolve_device
 
     dist = init_from_env(device)
     reg = registry or get_registry()
@@ -326,27 +369,38 @@ def evaluate_genotype(genotype: Genotype, protocol: TrainingProtocol | str = "qu
     protocol_name = protocol_name or "custom"
     out = Path(out_dir)
     ckpt = out / "checkpoint.pt"
-    if not resume and ckpt.exists():
-        raise ConfigError(f"{out} already holds an evaluation; continue it with --resume {out} or choose another --out")
     dev = resolve_device(device, dist)
-    if dist.is_main:
-        check_writable(out)
-        if not resume:
+    if lock is None and not locked:  # only rank 0 holds the object: the others must not lock again alone
+        fix = RESUME_FIX if resume else "choose another with --out"
+        lock = lock_directory(out, dist, what="evaluation", hint="" if resume else " (or choose another --out)",
+                              before=lambda: check_writable(out, fix=fix))
+    trainer: _Trainer | None = None
+    try:
+        if not resume and ckpt.exists():
+            raise ConfigError(f"{out} already holds an evaluation; continue it with --resume {out} or choose "
+                              f"another --out")
+        if dist.is_main and not resume:
             (out / "metrics.jsonl").unlink(missing_ok=True)
             _write_spec(out, genotype, protocol, protocol_name, space, seed)
-    trainer = _Trainer(genotype, protocol, out, reg, dev, seed, progress or Progress(quiet=quiet or not dist.is_main),
-                       space, tensorboard, protocol_name)
-    trainer.setup()
-    if resume and ckpt.exists():
-        trainer.restore(load_checkpoint(ckpt, map_location="cpu"))
-        trainer.progress.line(f"resumed evaluation {out} at epoch {trainer.epoch}/{protocol.epochs}")
-    trainer.fit(stop_after)
-    summary = trainer.summary()
-    if dist.world_size > 1:
-        summary["world_size"] = dist.world_size
-    if dist.is_main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return summary
+        trainer = _Trainer(genotype, protocol, out, reg, dev, seed,
+                           progress or Progress(quiet=quiet or not dist.is_main), space, tensorboard, protocol_name)
+        trainer.setup()
+        if resume and ckpt.exists():
+            trainer.restore(load_checkpoint(ckpt, map_location="cpu", finite=("model", "optimizer"),
+                                            repair=dist.is_main))
+            trainer.progress.line(f"resumed evaluation {out} at epoch {trainer.epoch}/{protocol.epochs}")
+        trainer.fit(stop_after)
+        summary = trainer.summary()
+        if dist.world_size > 1:
+            summary["world_size"] = dist.world_size
+        if dist.is_main:
+            write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+        return summary
+    finally:  # every way out: the TensorBoard writer's thread stops, the directory is free again
+        if trainer is not None:
+            trainer.tb.close()
+        if lock is not None:
+            lock.release()
 
 
 def resume_evaluation(out_dir: str | Path, *, registry: Registry | None = None, device: str = "auto",
@@ -361,15 +415,32 @@ def resume_evaluation(out_dir: str | Path, *, registry: Registry | None = None, 
         protocol = TrainingProtocol.model_validate(spec["protocol"])
     except Exception as exc:
         raise ConfigError(f"{spec_path} is unreadable ({type(exc).__name__}); start a new evaluation") from None
-    if not (out / "checkpoint.pt").exists():
+    from nasfw.checkpoint import previous_path
+    from nasfw.distributed import init_from_env
+    from nasfw.engine import RESUME_FIX, check_writable, lock_directory, on_main
+    from nasfw.zoo import Resolved, check_resolved
+
+    ckpt = out / "checkpoint.pt"
+    if not ckpt.exists() and not previous_path(ckpt).exists():
         raise ConfigError(f"{out} has no checkpoint.pt to resume from; start a new evaluation")
-    state_epoch = int(load_checkpoint(out / "checkpoint.pt", map_location="cpu")["epoch"])
-    if state_epoch >= protocol.epochs:
-        raise ConfigError(f"evaluation {out} already finished ({state_epoch}/{protocol.epochs} epochs)")
-    genotype = Genotype.load(out / "genotype.json")
-    return evaluate_genotype(genotype, protocol, out, registry=registry, device=device, seed=int(spec["seed"]),
+    reg = registry or get_registry()
+    genotype = check_resolved(Resolved(Genotype.load(out / "genotype.json"), str(out / "genotype.json"),
+                                       spec.get("space")), reg).genotype
+    dist = init_from_env(device)
+    lock = lock_directory(out, dist, what="evaluation", before=lambda: check_writable(out, fix=RESUME_FIX))
+    try:
+        # rank 0 verifies the checkpoint (falling back to checkpoint.prev.pt) before any rank reads it
+        state = on_main(dist, lambda: load_checkpoint(ckpt, map_location="cpu", finite=("model", "optimizer")))
+        state_epoch = int(dist.broadcast_object(None if state is None else int(state["epoch"])))
+        if state_epoch >= protocol.epochs:
+            raise ConfigError(f"evaluation {out} already finished ({state_epoch}/{protocol.epochs} epochs)")
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return evaluate_genotype(genotype, protocol, out, registry=reg, device=device, seed=int(spec["seed"]),
                              space=spec.get("space"), resume=True, quiet=quiet, stop_after=stop_after,
-                             protocol_name=spec.get("protocol_name"))
+                             protocol_name=spec.get("protocol_name"), lock=lock, locked=True)
 
 
 def train_genotype(run: Run, genotype: Genotype) -> dict[str, Any]:
@@ -392,12 +463,14 @@ def train_genotype(run: Run, genotype: Genotype) -> dict[str, Any]:
     resume = (out / "checkpoint.pt").exists()
     if resume:
         try:
-            state = load_checkpoint(out / "checkpoint.pt", map_location="cpu")
+            state = load_checkpoint(out / "checkpoint.pt", map_location="cpu", finite=("model", "optimizer"),
+                                    repair=run.dist.is_main)
             resume = Genotype.from_dict(state.get("genotype")) == genotype
         except NasfwError:
             resume = False
         if not resume and run.dist.is_main:
-            (out / "checkpoint.pt").unlink(missing_ok=True)
+            for f in ("checkpoint.pt", "checkpoint.prev.pt"):
+                (out / f).unlink(missing_ok=True)
         run.dist.barrier()  # no rank may see the stale checkpoint after rank 0 decided to start over
     run.progress.line(f"training the genotype from scratch ('{cfg.evaluation.protocol}' protocol) in {out}")
     return evaluate_genotype(genotype, protocol, out, registry=run.registry, device=str(run.device), seed=cfg.seed,

@@ -98,3 +98,53 @@ def test_virtual_step_leaves_weights_and_buffers_untouched():
     changed = [k for k in before if "running" not in k and "num_batches" not in k
                and not torch.equal(before[k], after[k])]
     assert changed == []
+
+
+def _bn_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: b.clone() for n, b in net.named_buffers() if "running" in n or "num_batches" in n}
+
+
+def test_finite_difference_passes_move_bn_statistics_like_the_reference():
+    """The reference architect.py runs the virtual step's forward and both finite-difference passes on the real
+    model (running statistics move 3 times in the α step, 4 with the weight step) and L_val(w') on a copy."""
+    import copy
+
+    net, opt, tr, val = _setup()
+    ref = copy.deepcopy(net)
+    before = _bn_state(net)
+    _, _ = opt.unrolled_alpha_grad(tr, val)
+    got = _bn_state(net)
+    # the reference's sequence on a copy: forward at w (the virtual step), then at w + εv and w − εv
+    F.cross_entropy(ref(tr[0]), tr[1])
+    names = [n for n, _ in ref.named_weight_parameters()]
+    c = opt.config
+    w_prime = {}
+    params = dict(ref.named_weight_parameters())
+    loss_tr = F.cross_entropy(functional_call(ref, ({**params}, {n: b.clone() for n, b in ref.named_buffers()}),
+                                              (tr[0],)), tr[1])
+    g_w = torch.autograd.grad(loss_tr, list(params.values()))
+    for (n, p), g in zip(params.items(), g_w):
+        m = opt.w_opt.state[dict(net.named_parameters())[n]]["momentum_buffer"]
+        w_prime[n] = (p - opt.lr * (c.w_momentum * m + g + c.w_weight_decay * p)).detach().requires_grad_(True)
+    lv = F.cross_entropy(functional_call(ref, (w_prime, {n: b.clone() for n, b in ref.named_buffers()}),
+                                         (val[0],)), val[1])
+    v = torch.autograd.grad(lv, [w_prime[n] for n in names])
+    eps = c.fd_r / torch.sqrt(sum((g ** 2).sum() for g in v))
+    with torch.no_grad():
+        for sign in (+1, -1):
+            for (_, p), vi in zip(ref.named_weight_parameters(), v):
+                p.add_(sign * eps * vi)
+            ref(tr[0])
+            for (_, p), vi in zip(ref.named_weight_parameters(), v):
+                p.sub_(sign * eps * vi)
+    want = _bn_state(ref)
+    assert any(not torch.equal(before[k], got[k]) for k in got if "running_mean" in k)
+    for k in got:
+        assert torch.allclose(got[k], want[k], rtol=1e-10, atol=1e-12), k
+    assert all(int(got[k] - before[k]) == 3 for k in got if "num_batches" in k)
+    # fd_updates_bn=false: only the virtual step's forward moves them
+    net2, opt2, tr2, val2 = _setup()
+    opt2.config = opt2.config.model_copy(update={"fd_updates_bn": False})
+    b2 = _bn_state(net2)
+    opt2.unrolled_alpha_grad(tr2, val2)
+    assert all(int(_bn_state(net2)[k] - b2[k]) == 1 for k in b2 if "num_batches" in k)

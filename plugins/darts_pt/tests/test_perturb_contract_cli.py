@@ -56,14 +56,20 @@ def _run(tmp_path, *args):
 def test_cli_run_with_perturb_selection(tmp_path, optimizer):
     if optimizer not in get_registry().names("optimizer"):
         pytest.skip(f"optimizer '{optimizer}' is not installed (its plugin provides it)")
-    res, out = _run(tmp_path, "--optimizer", optimizer)
+    extra = ["--set", "optimizer.update_every=1", "--set", "optimizer.inner_steps=1"] if optimizer != "darts" else []
+    res, out = _run(tmp_path, "--optimizer", optimizer, *extra)
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     cells = summary["genotype"]["cells"]
     for cell in ("normal", "reduce"):
         assert sorted(e["node"] for e in cells[cell]) == [2, 2, 3, 3, 4, 4]
     sel = summary["selection"]
-    assert sel["evaluations"] == 2 * (4 * 9 + 3 + 4 + 3) and sel["forward_batches"] == sel["evaluations"]
+    # 'none' is not a candidate (DARTS-PT's space has no 'none'): 3 of the 4 ops scored on each of 9 edges
+    assert sel["evaluations"] == 2 * (3 * 9 + 3 + 4 + 3) and sel["forward_batches"] == sel["evaluations"]
+    assert summary["activity"]["plan"]["selector"]["evaluations"] == sel["evaluations"]
+    act = summary["activity"]["selector"]
+    assert act["decisions"] == summary["activity"]["plan"]["selector"]["decisions"] == 2 * (9 + 2)
+    assert all(m["op"] != "none" for m in act["made"] if "op" in m)
     assert sel["tune_steps"] == 9 + 2 - 1  # one tuning epoch of one step after each round but the last
     assert sel["seconds"] > 0 and summary["selection_seconds"] >= sel["eval_seconds"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

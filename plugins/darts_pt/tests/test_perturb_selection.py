@@ -73,9 +73,11 @@ def test_topology_on_darts_cells_keeps_two_inputs_per_node():
             mask = run.supernet.mask(cell).cpu()
             assert all(int(r.sum()) <= 1 for r in mask)  # every edge decided (one op) or dropped (none)
             assert int(mask.any(dim=1).sum()) == 6
-        # 4 ops × 9 edges × 2 cells, plus node 3 (3 inputs: 3 evals) and node 4 (4 + 3) per cell
+        # 3 ops ('none' is no candidate) × 9 edges × 2 cells, plus node 3 (3 inputs: 3 evals) and node 4
+        # (4 + 3) per cell; the plan said so before the work
         cost = run.extra_summary["selection"]
-        assert cost["evaluations"] == 4 * 9 * 2 + (3 + 4 + 3) * 2
+        assert cost["evaluations"] == 3 * 9 * 2 + (3 + 4 + 3) * 2 == run.plan["selector"]["evaluations"]
+        assert all(d["chosen"] != 0 for d in run.selector.state["decisions"] if d["kind"] == "op")
         assert cost["forward_batches"] == cost["evaluations"]
 
 
@@ -98,11 +100,11 @@ def test_selection_resumes_mid_way_exactly(planted_registry, tmp_path, monkeypat
     calls = {"n": 0}
     original = PerturbSelector._tune_epoch
 
-    def killed(self, supernet, run):  # dies in the 4th tuning epoch (round 1), after 3 checkpointed ones
+    def killed(self, supernet, run, steps):  # dies in the 4th tuning epoch (round 1), after 3 checkpointed ones
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        original(self, supernet, run)
+        original(self, supernet, run, steps)
 
     monkeypatch.setattr(PerturbSelector, "_tune_epoch", killed)
     run_b = prepare(_config(tmp_path / "b", "perturb", params), planted_registry, quiet=True)
@@ -139,7 +141,7 @@ def test_alpha_trains_while_tuning_unless_fixed(planted_registry, tmp_path, monk
 
     monkeypatch.setattr(PerturbSelector, "select", spy)
     execute(run)
-    assert run.selector.config.update_alpha is alpha_moves
+    assert run.plan["selector"]["alpha_while_tuning"] is alpha_moves
     assert torch.equal(seen[0], run.supernet.alphas["cell"].detach()) is not alpha_moves
     assert run.selector.state["tune_epoch_total"] == 3
 
@@ -153,9 +155,10 @@ def test_bad_options_are_one_line_config_errors(planted_registry):
 
 
 def test_topology_on_without_rule_and_untunable_optimizer_are_config_errors(planted_registry):
-    with stage(space="planted", selector={"name": "perturb", "params": {**FAST, "topology": "on"}},
-               registry=planted_registry) as run, pytest.raises(ConfigError, match="no topology rule"):
-        run.selector.select(run.supernet, run.space, run)
+    with pytest.raises(ConfigError, match="no topology rule"), stage(  # refused by the plan, before any work
+            space="planted", selector={"name": "perturb", "params": {**FAST, "topology": "on"}},
+            registry=planted_registry):
+        pass
     with stage(space="planted", selector={"name": "perturb", "params": {"tune_epochs": 1}},
                registry=planted_registry) as run:
         run.optimizer.configure_tuning = _unsupported

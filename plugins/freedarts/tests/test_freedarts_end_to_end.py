@@ -45,6 +45,9 @@ def test_training_free_selection_end_to_end(tmp_path, space: str, selector: str)
     assert sal["measure"] == selector
     scores = [x for rows in sal["scores"].values() for row in rows for x in row if x is not None]
     assert scores and all(math.isfinite(x) for x in scores) and any(x != 0 for x in scores)
+    act = summary["activity"]["selector"]  # the signal guard's verdict: the selector acted on a real signal
+    assert act["measure"] == selector and act["verdict"] == "signal" and act["acted"] is True
+    assert act["ratio"] >= act["min_ratio"] and summary["activity"]["plan"]["selector"]["measure"] == selector
     # the selector's choice is the space's discretization of the recorded scores: on every NB201 edge
     # (one op per edge) the chosen op is the arg-max of that edge's finite scores
     if space == "nb201":

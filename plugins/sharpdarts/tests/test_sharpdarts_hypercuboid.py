@@ -125,3 +125,15 @@ def test_hypercuboid_text_form_and_bad_paths():
         sp.parse("sep_conv_3x3 > max_pool_3x3")
     model = sp.build_network(g, SHAPE)
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(("params", "official"), [
+    ({}, 8_930_122),  # the README's grid: C = 36, 8 layers of cells, 4 widths
+    ({"init_channels": 16, "layers": 4, "steps": 2}, 1_278_378),
+    ({"affine": False}, 8_845_642),  # DARTS' affine-free search BN: γ and β of every grid BN gone
+])
+def test_supernet_parameter_count_is_the_official_multichannel_networks(params, official):
+    """Counts of ahundt/sharpDARTS 6f593d4 ``MultiChannelNetwork(C, 10, layers, steps=...)`` (weights only; its α
+    are not parameters), measured by building the official class; its ops are affine (MULTICHANNELNET_OPS)."""
+    net = space(params).build_supernet(DataShape(3, 32, 32, 10), get_registry().create("edge_weighting", "softmax"))
+    assert sum(p.numel() for p in net.weight_parameters()) == official

@@ -74,3 +74,39 @@ def test_cpa_contract_and_bad_exponent():
 
     with pytest.raises(ConfigError, match="exponent"):
         get_registry().create("lr_schedule", {"name": "cosine-power", "params": {"exponent": 0.5}})
+
+
+@pytest.mark.parametrize(("E", "frac", "w"), [(120, 5 / 120, 5), (48, 5 / 120, 2), (4, 5 / 120, 0), (50, 0.1, 5)])
+def test_cpa_warmup_as_a_share_of_the_run(E, frac, w):
+    """A fractional warm-up is that share of the schedule's epochs: the same lr as the absolute count."""
+    by_share = CosinePower(CosinePower.Config(exponent=2, min_lr=1e-4, warmup_epochs=frac))
+    by_count = CosinePower(CosinePower.Config(exponent=2, min_lr=1e-4, warmup_epochs=w))
+    assert by_share.warmup(E) == w
+    assert [by_share.lr(e, E, 0.025) for e in range(E)] == [by_count.lr(e, E, 0.025) for e in range(E)]
+
+
+def test_cpa_warmup_over_the_whole_run_is_refused():
+    from nasfw.errors import ConfigError
+
+    sched = CosinePower(CosinePower.Config(warmup_epochs=5))
+    assert sched.plan(120) == {"lr_warmup_epochs": 5}
+    with pytest.raises(ConfigError, match=r"^warmup_epochs: a warm-up of 5 epochs ramps the lr over the whole 4-epoch"):
+        sched.plan(4)
+
+
+def test_sharpdarts_default_warmup_scales_and_the_paper_preset_is_absolute():
+    from nasfw.budget import Budget
+    from nasfw.presets import merge_with_preset
+
+    reg = get_registry()
+    opt = reg.create("optimizer", "sharpdarts")
+    assert opt.plan(Budget(4, 2))["lr_warmup_epochs"] == 0 and opt.plan(Budget(120, 2))["lr_warmup_epochs"] == 5
+    cfg, _ = merge_with_preset("paper", flags={"space": "darts-ssc", "optimizer": "sharpdarts"}, registry=reg)
+    assert cfg.optimizer.params["lr_schedule"]["params"]["warmup_epochs"] == 5
+    assert (cfg.search.epochs, cfg.search.batch_size, cfg.seed) == (120, 48, 22)
+    assert cfg.space.params["layers"] == 8 and cfg.space.params["init_channels"] == 16
+    grid, _ = merge_with_preset("paper", flags={"space": "hypercuboid", "optimizer": "sharpdarts"}, registry=reg)
+    assert (grid.search.batch_size, grid.seed, grid.space.params["init_channels"]) == (64, 10, 36)
+    with pytest.raises(Exception, match="ramps the lr"):
+        reg.create("optimizer", {"name": "sharpdarts", "params": {"lr_schedule": {
+            "name": "cosine-power", "params": {"warmup_epochs": 5}}}}).plan(Budget(4, 2))

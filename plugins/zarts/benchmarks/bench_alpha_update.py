@@ -1,119 +1,110 @@
-"""ms per ZARTS α update and per weight step: the preallocated scratch oracle vs a deep copy per sample.
+"""Seconds per ZARTS α update: the N scratch trainings batched with ``vmap`` against one after the other,
+and against a DARTS second-order step on the same supernet, measured alternately in one process.
 
-    OMP_NUM_THREADS=1 python plugins/zarts/benchmarks/bench_alpha_update.py --layers 8 --channels 16 --size 32
+    OMP_NUM_THREADS=1 python plugins/zarts/benchmarks/bench_alpha_update.py                  # default supernet
+    OMP_NUM_THREADS=1 python plugins/zarts/benchmarks/bench_alpha_update.py --optimizers zarts-gld --repeats 3
 
-The baseline is the straightforward implementation (what the released code does at every update):
-``copy.deepcopy`` the supernet for every sample, set its α, train it with a fresh SGD, evaluate.
-Both run the same math (checked: the losses agree), so the ratio is the cost of rebuilding modules.
+The default is what ``nasfw run --space darts`` builds: the ``darts`` space with its defaults (5 cells,
+C = 8) on the ``digits`` data (8×8), batch 64, the ZARTS defaults (M = 10 inner steps at batch 48, MGS N = 4,
+GLD 15 radii from the space). Every timing is one α update on the same weights, α and batches (α is restored
+after each); the rows are ``sequential`` (``batched=false``: the samples one after the other, today's path),
+``batched`` (the default) and ``darts-2nd`` (one DARTS second-order step: its α update and weight step).
+Both oracles are checked to give the same losses first (fp32 rounding). Prints best-of-repeats seconds and
+the ratios sequential / batched and batched / darts-2nd.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import json
+import os
+import tempfile
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import TensorDataset
 
-from nasfw.components import Context
-from nasfw.data import Batch, BatchStream, DataShape, DataSplits, SearchData
-from nasfw.registry import get_registry
+from nasfw.config import build_config
+from nasfw.engine import Run, build, prepare
 
 
-def deepcopy_oracle(opt: Any, alpha: dict[str, torch.Tensor], inner: list[Batch], val_batch: Batch) -> float:
-    """The baseline oracle: a fresh deep copy of the supernet per sample."""
-    net = opt.supernet
-    ref = copy.deepcopy(net, memo={id(net.weighting): net.weighting})
-    with torch.no_grad():
-        for k, a in ref.arch_parameters().items():
-            a.copy_(alpha[k].to(a.device, a.dtype))
-    ref.train()
-    weights = ref.weight_parameters()
-    c = opt.config
-    sgd = torch.optim.SGD(weights, lr=c.inner_lr, momentum=c.inner_momentum, weight_decay=c.inner_weight_decay)
-    for x, y in inner:
-        sgd.zero_grad(set_to_none=True)
-        F.cross_entropy(ref(x), y).backward(inputs=weights)
-        sgd.step()
-    with torch.no_grad():
-        return float(F.cross_entropy(ref(val_batch[0]), val_batch[1]))
+def make_run(optimizer: str, params: dict[str, Any], a: argparse.Namespace, out: Path) -> Run:
+    config = build_config({
+        "space": {"name": a.space, "params": {"layers": a.layers, "init_channels": a.channels}},
+        "optimizer": {"name": optimizer, "params": params},
+        "dataset": a.dataset if a.dataset != "synthetic" else {
+            "name": "synthetic", "params": {"size": a.size, "n_train": 8 * a.batch, "n_test": 0}},
+        "search": {"epochs": 2, "batch_size": a.batch},
+        "log": {"progress": "none", "tensorboard": False, "plots": False}, "seed": 0, "device": a.device})
+    run = prepare(config, out_dir=out, quiet=True)
+    build(run)
+    run.supernet.train()
+    return run
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", default="darts-7op")
+    p.add_argument("--optimizers", default="zarts-mgs,zarts-gld", help="comma-separated ZARTS optimizers")
+    p.add_argument("--space", default="darts")
     p.add_argument("--layers", type=int, default=5)
     p.add_argument("--channels", type=int, default=8)
-    p.add_argument("--size", type=int, default=16, help="input height = width")
+    p.add_argument("--dataset", default="digits", help="digits (default run) or synthetic (then --size)")
+    p.add_argument("--size", type=int, default=32)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--inner-batch", type=int, default=48)
     p.add_argument("--inner-steps", type=int, default=10)
-    p.add_argument("--samples", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    dev = torch.device(a.device)
-    torch.manual_seed(0)
-    reg = get_registry()
-    ctx = Context(registry=reg, device=dev, seed=0)
-    shape = DataShape(3, a.size, a.size, 10)
-    n = 512
-    ds = TensorDataset(torch.randn(n, 3, a.size, a.size), torch.randint(0, 10, (n,)))
-    splits = DataSplits(ds, ds, None, shape)
-    data = SearchData(splits, BatchStream(ds, a.batch, 1), BatchStream(ds, a.batch, 2), None,
-                      stream_factory=lambda name, split, bs: BatchStream(ds, bs, 3))
-    space = reg.create("search_space", {"name": a.space, "params": {"layers": a.layers, "init_channels": a.channels}},
-                       ctx)
-    net = space.build_supernet(shape, reg.create("edge_weighting", "softmax", ctx)).to(dev)
-    opt = reg.create("optimizer", {"name": "zarts-mgs", "params": {
-        "warmup_epochs": 0, "inner_steps": a.inner_steps, "num_samples": a.samples,
-        "inner_batch_size": a.inner_batch}}, ctx)
-    opt.setup(net, data, 50, 100)
-    opt.epoch_start(0)
-    net.train()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# {a.device}, {torch.get_num_threads()} thread(s), load {load:.1f}; space {a.space} {a.layers} cells "
+          f"C={a.channels}, {a.dataset}, batch {a.batch}, M={a.inner_steps}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        second = make_run("darts-2nd", {}, a, Path(tmp) / "d2")
+        b2 = [second.to_device(second.data.train.next()), second.to_device(second.data.val.next())]
 
-    def batch(stream: BatchStream) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = stream.next()
-        return x.to(dev), y.to(dev)
+        def darts_2nd() -> None:
+            second.supernet.train()
+            second.optimizer.step(b2[0], b2[1])
 
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
+        for name in [n.strip() for n in a.optimizers.split(",") if n.strip()]:
+            run = make_run(name, {"warmup_epochs": 0, "inner_steps": a.inner_steps}, a, Path(tmp) / name)
+            opt = run.optimizer
+            val = run.to_device(run.data.val.next())
+            alpha0 = {k: v.detach().clone() for k, v in run.supernet.arch_parameters().items()}
+            gen_state = opt.generator.get_state()
+            inner = opt.inner_batches()
+            probe = [opt.current_alpha() for _ in range(2)]
+            seq = [opt.perturbed_loss(x, inner, val) for x in probe]
+            bat = opt.batched_losses(probe, inner, val)
+            err = max(abs(s - b) / max(abs(s), 1e-12) for s, b in zip(seq, bat))
 
-    def timed(fn: Callable[[], Any], reps: int) -> float:
-        fn()  # warm-up
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        sync()
-        return (time.perf_counter() - t0) / reps * 1e3
+            def update(batched: bool, opt: Any = opt, run: Any = run, val: Any = val, alpha0: Any = alpha0,
+                       gen_state: Any = gen_state) -> None:
+                opt.config.batched = batched
+                opt.generator.set_state(gen_state)
+                with torch.no_grad():
+                    for k, v in run.supernet.arch_parameters().items():
+                        v.copy_(alpha0[k])
+                opt.alpha_update(val)
 
-    # same inputs for both oracles: equal losses prove the fast path computes the same thing
-    inner, val = opt.inner_batches(), batch(data.val)
-    alpha = opt.current_alpha()
-    fast, slow = opt.perturbed_loss(alpha, inner, val), deepcopy_oracle(opt, alpha, inner, val)
-    print(f"same loss: preallocated {fast:.6f} vs deep copy {slow:.6f}")
-
-    w_ms = timed(lambda: opt.weight_step(batch(data.train)), max(5, a.repeats))
-    saved = {k: v.detach().clone() for k, v in net.arch_parameters().items()}
-    fast_ms = timed(lambda: opt.alpha_update(val), a.repeats)
-    opt.perturbed_loss = lambda al, inn, vb: deepcopy_oracle(opt, al, inn, vb)  # type: ignore[method-assign]
-    slow_ms = timed(lambda: opt.alpha_update(val), a.repeats)
-    with torch.no_grad():
-        for k, v in net.arch_parameters().items():
-            v.copy_(saved[k])
-    print(f"device={dev} space={a.space} layers={a.layers} C={a.channels} {a.size}x{a.size} batch={a.batch} "
-          f"inner {a.inner_steps}x{a.inner_batch} N={a.samples}")
-    print(f"weight step:                     {w_ms:9.1f} ms")
-    print(f"MGS α update, preallocated:      {fast_ms:9.1f} ms")
-    print(f"MGS α update, deepcopy/sample:   {slow_ms:9.1f} ms")
-    print(f"speed-up: {slow_ms / fast_ms:.2f}x   amortised per weight step (update every {opt.period}): "
-          f"{w_ms + fast_ms / opt.period:.1f} ms")
+            best = {"sequential": float("inf"), "batched": float("inf"), "darts-2nd": float("inf")}
+            fns = {"sequential": lambda: update(False), "batched": lambda: update(True), "darts-2nd": darts_2nd}
+            fns["darts-2nd"]()  # warm-up of the 2nd-order path (the ZARTS paths warm up in the loss check)
+            for _ in range(a.repeats):
+                for key in ("sequential", "batched", "darts-2nd"):
+                    t = time.perf_counter()
+                    fns[key]()
+                    best[key] = min(best[key], time.perf_counter() - t)
+            row = {"optimizer": name, "oracle_calls": opt.oracle_calls_per_update(),
+                   "sequential_s": round(best["sequential"], 2), "batched_s": round(best["batched"], 2),
+                   "darts_2nd_step_s": round(best["darts-2nd"], 2),
+                   "speedup": round(best["sequential"] / best["batched"], 2),
+                   "batched_over_2nd": round(best["batched"] / best["darts-2nd"], 2),
+                   "loss_rel_diff": f"{err:.1e}",
+                   "load_after": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None}
+            print(json.dumps(row) if a.json else "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def test_zarts_bad_option_is_one_line_error(tmp_path, capsys, option: str, value
 
 
 def test_zarts_with_perturb_selector_tunes_between_decisions(tmp_path) -> None:
-    """DARTS-PT fine-tunes through configure_tuning; ZARTS keeps updating α while it does."""
+    """DARTS-PT fine-tunes through configure_tuning; ZARTS keeps updating α while edges are undecided and skips
+    its updates (no oracle call) once every edge is decided (the node rounds of S2)."""
     from nasfw.registry import get_registry
 
     if "perturb" not in get_registry().names("selector"):
@@ -59,4 +60,31 @@ def test_zarts_with_perturb_selector_tunes_between_decisions(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     tunes = [r for r in records if r.get("kind") == "pt_tune"]
-    assert tunes and all(r["tune_lr"] == 0.0025 and r["alpha_updates"] == 2.0 for r in tunes)
+    assert len(tunes) == 14 + 3 - 1 and all(r["tune_lr"] == 0.0025 for r in tunes)
+    # rounds 0-12 leave undecided edges (2 updates per 2-step tuning epoch); after the 14th op round (13) none
+    assert [r["alpha_updates"] for r in tunes] == [2.0] * 13 + [0.0] * 3
+    act = json.loads((out / "summary.json").read_text())["activity"]["optimizer"]
+    assert act["alpha_updates_tuning"] == 26 and act["alpha_updates_skipped_nothing_to_decide"] == 6
+
+
+def test_paper_presets_set_the_authors_protocol_on_every_space() -> None:
+    """--preset paper: the scripts' absolute schedule (σ₀ 0.2 on S1-S4), GLD's radii left to the space; the
+    DARTS-PT paper preset on top keeps its own tuning protocol and the fixed-α variant stays fixed."""
+    from nasfw.presets import merge_with_preset
+    from nasfw.registry import get_registry
+
+    reg = get_registry()
+    mgs, _ = merge_with_preset("paper", flags={"space": "darts-7op", "optimizer": "zarts-mgs"}, registry=reg)
+    p = mgs.optimizer.params
+    assert (p["warmup_epochs"], p["inner_steps"], p["update_every"], p["std"], p["inner_grad_clip"]) == \
+        (10, 10, 10, 0.025, 5.0)
+    assert (mgs.search.epochs, mgs.search.batch_size, mgs.space.params["layers"]) == (50, 64, 8)
+    s2, _ = merge_with_preset("paper", flags={"space": "s2", "optimizer": "zarts-mgs"}, registry=reg)
+    assert s2.optimizer.params["std"] == 0.2
+    nb, _ = merge_with_preset("paper", flags={"space": "nb201", "optimizer": "zarts-gld"}, registry=reg)
+    assert nb.optimizer.params["baseline"] == "plain" and nb.optimizer.params["num_radii"] is None
+    if "perturb" in reg.names("selector"):
+        pt, _ = merge_with_preset("paper", flags={"space": "nb201", "optimizer": "zarts-gld",
+                                                  "selector": "perturb-fixed-alpha"}, registry=reg)
+        assert pt.selector.params["tune_epochs"] == 5 and pt.selector.params["tune_epochs_before_last"] == 4
+        assert pt.selector.params["update_alpha"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from nasfw_zarts import estimators as est
@@ -115,14 +116,14 @@ def test_rs_antithetic_recovers_the_gradient_direction() -> None:
     f, grad = _quadratic(masks, 3)
     gen = torch.Generator().manual_seed(4)
     alpha = {k: 0.3 * torch.randn(m.shape, generator=gen, dtype=torch.float64) for k, m in masks.items()}
-    g_hat, _ = est.rs_gradient(alpha, f, masks, 0.1, 3000, gen, "antithetic", "sphere")
+    g_hat, _ = est.rs_gradient(alpha, est.pointwise(f), masks, 0.1, 3000, gen, "antithetic", "sphere")
     true = grad(alpha) * est.flat(masks).to(torch.float64)  # the masked entry is not a direction
     cos = float(torch.nn.functional.cosine_similarity(est.flat(g_hat), true, dim=0))
     assert cos > 0.9, cos
     assert float(g_hat["reduce"][0, -1]) == 0.0  # never perturbed outside the mask
     # unbiased: the norm matches too (φ = d per cell type)
     assert abs(float(est.flat(g_hat).norm()) / float(true.norm()) - 1) < 0.15
-    g_gauss, _ = est.rs_gradient(alpha, f, masks, 0.1, 3000, gen, "antithetic", "gaussian")
+    g_gauss, _ = est.rs_gradient(alpha, est.pointwise(f), masks, 0.1, 3000, gen, "antithetic", "gaussian")
     assert float(torch.nn.functional.cosine_similarity(est.flat(g_gauss), true, dim=0)) > 0.9
 
 
@@ -131,7 +132,7 @@ def test_rs_forward_estimator_also_recovers_the_direction() -> None:
     f, grad = _quadratic(masks, 5)
     gen = torch.Generator().manual_seed(6)
     alpha = {k: torch.zeros(m.shape, dtype=torch.float64) for k, m in masks.items()}
-    g_hat, _ = est.rs_gradient(alpha, f, masks, 0.01, 3000, gen, "forward", "sphere")
+    g_hat, _ = est.rs_gradient(alpha, est.pointwise(f), masks, 0.01, 3000, gen, "forward", "sphere")
     cos = float(torch.nn.functional.cosine_similarity(est.flat(g_hat), grad(alpha), dim=0))
     assert cos > 0.9, cos
 
@@ -145,7 +146,7 @@ def test_gld_never_moves_uphill_and_descends() -> None:
     values = [start]
     moved = 0
     for _ in range(60):
-        move, info = est.gld_step(alpha, f, masks, est.gld_radii(1.0, 8), gen)
+        move, info = est.gld_step(alpha, est.pointwise(f), masks, est.gld_radii(1.0, 8), gen)
         alpha = {k: alpha[k] + move[k] for k in alpha}
         values.append(f(alpha))
         moved += int(info["moved"])
@@ -161,5 +162,33 @@ def test_gld_stays_put_at_a_minimum() -> None:
     def bowl(a: dict[str, torch.Tensor]) -> float:
         return float(sum((v**2).sum() for v in a.values()))
 
-    move, info = est.gld_step(alpha, bowl, masks, est.gld_radii(0.13, 15), torch.Generator().manual_seed(0))
+    move, info = est.gld_step(alpha, est.pointwise(bowl), masks, est.gld_radii(0.13, 15),
+                              torch.Generator().manual_seed(0))
     assert info["moved"] == 0.0 and all(float(v.abs().max()) == 0.0 for v in move.values())
+
+
+def test_sigma_stops_at_the_end_of_the_search() -> None:
+    """The official DecayScheduler is stepped once per search epoch and keeps its value after T_stop: epochs
+    past the search (DARTS-PT tuning) get the last search epoch's σ, which is positive. Unclamped, the cosine
+    came back to 0 at e = E + 1 (MGS then computed 0/0)."""
+    s0, w, e = 0.025, 1, 4
+    last = est.sigma_at(e - 1, s0, w, e)
+    assert last > 0
+    assert all(est.sigma_at(e - 1 + k, s0, w, e) == last for k in range(1, 20))
+    with pytest.raises(ValueError, match="positive"):
+        est.mgs_log_proposal(torch.zeros(2, 3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0.0, 0.1)
+
+
+def test_gld_radii_count_from_the_space_as_the_official_code() -> None:
+    """vis_optimzation.py@38bb2a6: R = 2·rows, r = rs_error/√(rows·K), ⌊log₂(R/r)⌋ + 1 radii."""
+    assert est.gld_num_radii(14, 14 * 7) == 15 and est.gld_num_radii(14, 14 * 8) == 15  # DARTS 7 / 8 ops
+    assert est.gld_num_radii(14, 14 * 2) == 14  # S1, S2, S4
+    assert est.gld_num_radii(6, 6 * 5) == 13  # NAS-Bench-201
+
+
+def test_free_entries_leave_out_decided_and_dropped_edges() -> None:
+    m = torch.tensor([[True, True, False], [False, True, False], [False, False, False]])
+    free = est.free_entries({"c": m})["c"]
+    assert free.tolist() == [[True, True, False], [False] * 3, [False] * 3]
+    g = est.gaussian({"c": free}, torch.Generator().manual_seed(0))["c"]
+    assert bool((g[1:] == 0).all()) and bool((g[0, :2] != 0).all())

@@ -76,11 +76,11 @@ def test_oracle_equals_a_deep_copied_supernet_trained_with_fresh_sgd() -> None:
 
 def test_alpha_updates_follow_warmup_and_period() -> None:
     params = {**FAST, "warmup_epochs": 1, "update_every": 2, "num_radii": 2}
-    with stage(space=TINY_DARTS, optimizer={"name": "zarts-gld", "params": params}, steps=3) as run:
+    with stage(space=TINY_DARTS, optimizer={"name": "zarts-gld", "params": params}, epochs=2, steps=3) as run:
         opt, net = run.optimizer, run.supernet
         calls = []
         real = opt.alpha_update
-        opt.alpha_update = lambda val: calls.append((opt.epoch, opt.step_in_epoch)) or real(val)
+        opt.alpha_update = lambda val: calls.append((opt.epoch, opt.search_step % 3)) or real(val)
         for epoch in (0, 1):
             opt.epoch_start(epoch)
             train_steps(run, 3)
@@ -127,3 +127,70 @@ def test_resume_mid_search_reproduces_alpha(tmp_path) -> None:
         for k, v in run_b.supernet.arch_parameters().items():
             assert torch.equal(alpha_a[k], v), k
         assert not torch.equal(alpha_a["normal"], state["supernet"]["alphas.normal"])
+
+
+def test_batched_oracle_equals_the_sequential_one() -> None:
+    """The vmap-batched scratch trainings compute what one-after-the-other trainings do (momentum, weight
+    decay and a per-sample clip that binds), and leave the main supernet and its BN statistics untouched."""
+    params = {**FAST, "inner_steps": 3, "inner_momentum": 0.9, "inner_lr": 0.05, "inner_grad_clip": 0.5}
+    with stage(space=TINY_DARTS, optimizer={"name": "zarts-mgs", "params": params}) as run:
+        opt, net = run.optimizer, run.supernet
+        train_steps(run, 1)
+        inner, val = opt.inner_batches(), run.to_device(run.data.val.next())
+        gen = torch.Generator().manual_seed(1)
+        alphas = [{k: v + 0.3 * torch.randn(v.shape, generator=gen, dtype=v.dtype)
+                   for k, v in opt.current_alpha().items()} for _ in range(3)]
+        before = _snapshot(net)
+        seq = [opt.perturbed_loss(a, inner, val) for a in alphas]
+        bat = opt.batched_losses(alphas, inner, val)
+        assert all(torch.equal(before[k], v) for k, v in _snapshot(net).items())
+        assert len(set(seq)) == 3  # the samples differ, so the comparison means something
+        for s, b in zip(seq, bat):
+            assert abs(s - b) < 1e-5 * max(1.0, abs(s)), (s, b)
+
+
+def test_gld_compares_with_the_unadapted_loss_and_counts_radii_from_the_space() -> None:
+    """Official optimize_gld: best_loss = base_loss of the unadapted supernet, so an update makes exactly one
+    oracle call per radius (15 on the 7-op DARTS space)."""
+    with stage(space=TINY_DARTS, optimizer={"name": "zarts-gld", "params": {**FAST, "inner_steps": 1}}) as run:
+        opt = run.optimizer
+        assert opt.radii_count() == 15 and run.plan["optimizer"]["radii"] == 15
+        sizes = []
+        real = opt.perturbed_losses
+        opt.perturbed_losses = lambda alphas, inner, val: sizes.append(len(alphas)) or real(alphas, inner, val)
+        opt.alpha_update(run.to_device(run.data.val.next()))
+        assert sizes == [15] and run.plan["optimizer"]["oracle_calls"] == 15 * run.plan["optimizer"]["alpha_updates"]
+
+
+def test_refused_before_any_work_when_alpha_cannot_move() -> None:
+    from nasfw.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"optimizer\.warmup_epochs"), stage(
+            space=TINY_DARTS, optimizer={"name": "zarts-mgs", "params": {**FAST, "warmup_epochs": 1}}):
+        pass
+    with pytest.raises(ConfigError, match=r"optimizer\.update_every"), stage(
+            space=TINY_DARTS, optimizer={"name": "zarts-mgs", "params": {**FAST, "update_every": 5}}, steps=3):
+        pass
+
+
+def test_tuning_keeps_its_own_clock_and_the_search_sigma() -> None:
+    """During DARTS-PT tuning σ stays at the last search epoch's value whatever the tuning epoch, and α
+    updates follow the tuning steps (not search epoch E + k, where the warm-up could end mid-selection)."""
+    params = {**FAST, "warmup_epochs": 0.5, "update_every": 2}
+    with stage(space=TINY_DARTS, optimizer={"name": "zarts-mgs", "params": params}, epochs=2, steps=2) as run:
+        opt = run.optimizer
+        for e in (0, 1):
+            opt.epoch_start(e)
+            train_steps(run, 2)
+        last = opt.sigma()
+        assert last > 0
+        opt.configure_tuning(0.0025, update_alpha=True)
+        calls = []
+        real = opt.alpha_update
+        opt.alpha_update = lambda val: calls.append(opt.tune_step) or real(val)
+        for k in range(3):
+            opt.tune_epoch_start(k)
+            assert opt.sigma() == last and opt.lr == 0.0025
+            train_steps(run, 2)
+        assert calls == [0, 2, 4]
+        assert opt.activity()["alpha_updates_tuning"] == 3

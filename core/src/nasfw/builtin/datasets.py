@@ -147,7 +147,7 @@ class Synthetic(Dataset):
     def splits(self, seed: int) -> DataSplits:
         c = self.config
         shape = DataShape(c.channels, c.size, c.size, c.num_classes)
-        g = torch.Generator().manual_seed(seed * 7919 + 17)
+        g = torch.Generator().manual_seed((seed * 7919 + 17) % 2**64)
         proto = torch.randn(c.num_classes, c.channels, c.size, c.size, generator=g)
 
         def make(n: int) -> torch.utils.data.TensorDataset:
@@ -250,14 +250,19 @@ def load_image_folder(root: Path, size: int | None = None) -> tuple[torch.Tensor
             pass
     arrays = []
     for path, _ in folder.samples:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None and im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            arrays.append(np.asarray(im, dtype=np.uint8))
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                if size is not None and im.size != (size, size):
+                    im = im.resize((size, size), Image.BILINEAR)
+                arrays.append(np.asarray(im, dtype=np.uint8))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's decode errors
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from None
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise DataError(f"images in {root} have different sizes {sorted(shapes)[:3]}; set dataset.resize")
+        raise DataError(f"images in {root} have different sizes {sorted(shapes)[:3]}; set dataset.resize "
+                        f"(e.g. --set dataset.resize=32) to resize them all to one square size")
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([t for _, t in folder.samples])
     try:
@@ -286,7 +291,7 @@ class ImageFolderData(Dataset):
             else:
                 raise DataError(f"image-folder: {root}/train not found; --data-dir must hold train/<class>/ "
                                 f"and test/<class>/ folders")
-        tx, ty, classes = load_image_folder(root / "train")
+        tx, ty, classes = load_image_folder(root / "train", self.config.resize)
         # ImageFolder lists images class by class: without a shuffle the DARTS split would give w and α
         # disjoint classes. A fixed order (not the run's seed), like CIFAR's own, keeps the split the same.
         order = torch.randperm(tx.shape[0], generator=torch.Generator().manual_seed(2019))
@@ -294,7 +299,7 @@ class ImageFolderData(Dataset):
         test = (root / "test")
         vx = vy = None
         if test.is_dir():
-            vx, vy, tclasses = load_image_folder(test)
+            vx, vy, tclasses = load_image_folder(test, self.config.resize)
             if tclasses != classes:
                 raise DataError(f"image-folder: test classes {tclasses[:5]} differ from train classes {classes[:5]}")
         mean, std = self.config.mean, self.config.std

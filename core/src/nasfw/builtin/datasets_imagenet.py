@@ -114,7 +114,11 @@ class _Transformed(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, target = self.folder.samples[self.indices[i]]
-        image = self.folder.loader(path)
+        try:
+            image = self.folder.loader(path)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's decode errors: one line naming the file
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from None
         return self.transform(image), int(target)
 
 

@@ -12,6 +12,7 @@ class NoTraining(Optimizer):
     """``--optimizer none``: no weight or α updates (training-free selection such as FreeDARTS)."""
 
     trains: ClassVar[bool] = False
+    updates_alpha: ClassVar[bool] = False
 
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
         raise RuntimeError("optimizer 'none' does not train; the engine never calls step() on it")

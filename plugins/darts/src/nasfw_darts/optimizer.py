@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch.func import functional_call
 
+from nasfw.budget import Budget, Span, refuse, resolve
 from nasfw.components import Optimizer, StrictModel
-from nasfw.config import ComponentRef
+from nasfw.config import ComponentRef, RunConfig
 from nasfw.data import Batch, SearchData
+from nasfw.errors import ConfigError
+from nasfw.presets import Recipe
 from nasfw.supernet import Supernet
+from nasfw_darts.presets import DARTS_NB201, DARTS_PAPER, DARTS_TINY, on_nb201
 
 
 class DartsConfig(StrictModel):
@@ -26,7 +31,12 @@ class DartsConfig(StrictModel):
     arch_weight_decay: float = Field(default=1e-3, ge=0)
     unrolled: bool = Field(default=False, description="second-order (unrolled) architecture gradient")
     fd_r: float = Field(default=1e-2, gt=0, description="finite-difference ε = fd_r / ‖v‖")
-    warmup_epochs: int = Field(default=0, ge=0, description="epochs that train only w (α frozen)")
+    fd_updates_bn: bool = Field(default=True, description=(
+        "the two finite-difference passes of the 2nd-order step update the supernet's BN running statistics, "
+        "as the reference architect.py does (they run on the real model there: running statistics move 4 "
+        "times per step); false runs them on a copy (2 moves per step)"))
+    warmup_epochs: Span = Field(default=0, description="epochs that train only w (α frozen): a count, or a fraction "
+                                                       "of the search (0.2 = the first fifth); DARTS: none")
     edge_weighting: ComponentRef | None = Field(default=None, description="edge weighting (default softmax)")
 
 
@@ -45,13 +55,50 @@ class DartsOptimizer(Optimizer):
     Config = DartsConfig
     config: DartsConfig
     distributed = True
+    #: whether each step updates α before w (DARTS) or after (GDAS' order)
+    alpha_first: ClassVar[bool] = True
+
+    @classmethod
+    def preset(cls, name: str, config: RunConfig) -> Recipe | None:
+        """``paper``: DARTS' own CIFAR-10 protocol, or NAS-Bench-201's on ``nb201``; ``tiny``: no warm-up."""
+        if name == "paper":
+            return DARTS_NB201 if on_nb201(config) else DARTS_PAPER
+        return {"tiny": DARTS_TINY}.get(name)
+
+    @classmethod
+    def preset_names(cls, config: RunConfig) -> list[str]:
+        return ["paper", "tiny"]
+
+    def warmup(self, epochs: int) -> int:
+        """The warm-up in epochs of a search of ``epochs`` epochs."""
+        return resolve(self.config.warmup_epochs, epochs)
+
+    def plan(self, budget: Budget) -> dict[str, Any]:
+        warm = self.warmup(budget.epochs)
+        if warm >= budget.epochs:
+            raise refuse("optimizer.warmup_epochs", f"a warm-up of {warm} epochs leaves no α update in a "
+                         f"{budget.epochs}-epoch search", "give a fraction of the run (e.g. 0.2) or a smaller count, "
+                         "or more --epochs")
+        updates = (budget.epochs - warm) * budget.steps_per_epoch
+        per_update = 4 if self.config.unrolled else 1  # F+B passes: val (1st order); +virtual step, w± (2nd)
+        out = {"warmup_epochs": warm, "alpha_updates": updates, "forward_backward": updates * per_update + budget.steps}
+        if self.ctx is not None:
+            schedule = self.ctx.registry.create("lr_schedule", self.config.lr_schedule, self.ctx)
+            try:
+                out.update(schedule.plan(budget.epochs))
+            except ConfigError as exc:
+                raise ConfigError(f"optimizer.lr_schedule.params.{exc}") from None
+        return out
+
+    def activity(self) -> dict[str, Any]:
+        return {"alpha_updates": self.alpha_updates, "warmup_epochs": self.warmup(self.epochs)}
 
     def setup(self, supernet: Supernet, data: SearchData, epochs: int, steps_per_epoch: int) -> None:
         super().setup(supernet, data, epochs, steps_per_epoch)
         c = self.config
         self.weights = supernet.weight_parameters()
         self.alphas = list(supernet.arch_parameters().values())
-        self.w_opt = torch.optim.SGD(self.weights, lr=c.w_lr, momentum=c.w_momentum, weight_decay=c.w_weight_decay)
+        self.w_opt = self.weight_optimizer(c.w_lr)
         self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_lr, betas=c.arch_betas, weight_decay=c.arch_weight_decay)
         registry = self.ctx.registry if self.ctx is not None else None
         if registry is not None:
@@ -63,6 +110,7 @@ class DartsOptimizer(Optimizer):
         self.epoch = 0
         self.update_alpha = True
         self.tuning_lr: float | None = None
+        self.alpha_updates = 0
 
     # -- schedule ------------------------------------------------------------------------
     @property
@@ -76,18 +124,45 @@ class DartsOptimizer(Optimizer):
             g["lr"] = lr
 
     def configure_tuning(self, lr: float | None, update_alpha: bool) -> None:
-        c = self.config
         self.tuning_lr = lr if lr is not None else self.lr
-        self.w_opt = torch.optim.SGD(self.weights, lr=self.tuning_lr, momentum=c.w_momentum,
-                                     weight_decay=c.w_weight_decay)
+        self.w_opt = self.weight_optimizer(self.tuning_lr)
         self.update_alpha = update_alpha
 
+    def weight_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """The optimizer of the supernet's weights (SGD with momentum), for the search and for tuning."""
+        c = self.config
+        return torch.optim.SGD(self.weights, lr=lr, momentum=c.w_momentum, weight_decay=c.w_weight_decay)
+
+    # -- extension points for methods built on DARTS' alternation ----------------------------
+    def forward_weights(self, phase: str, batch: Batch) -> dict[str, torch.Tensor] | None:
+        """The mixing coefficients of the forward pass of ``phase`` ("weight" or "alpha") on ``batch``, or None
+        for the supernet's own (its edge weighting of α). Methods that sample or perturb the architecture
+        (GDAS, DrNAS, SDARTS) return them here; they may carry gradients to α and must be zero where masked."""
+        return None
+
+    def op_alphas(self) -> list[tuple[str, torch.Tensor]]:
+        """The (rows, ops) α table of every cell type (not PC-DARTS' per-edge β, which the supernet applies itself)."""
+        return [(k, self.supernet.alphas[k]) for k in self.supernet.cell_types]
+
+    def alpha_regularizer(self) -> torch.Tensor | None:
+        """A term added to the first-order α objective (DrNAS' KL to its anchor), or None."""
+        return None
+
+    def logits(self, phase: str, batch: Batch) -> torch.Tensor:
+        """The supernet's logits on ``batch`` with :meth:`forward_weights` of ``phase`` (if any)."""
+        weights = self.forward_weights(phase, batch)
+        ctx = nullcontext() if weights is None else self.supernet.override_weights(weights)
+        with ctx:
+            return self.supernet(batch[0])
+
     def _alpha_active(self) -> bool:
-        return self.update_alpha and self.epoch >= self.config.warmup_epochs
+        return self.update_alpha and self.epoch >= self.warmup(self.epochs)
 
     # -- steps ---------------------------------------------------------------------------
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if not self.alpha_first:
+            loss, acc = self.weight_step(train_batch)
         if self._alpha_active():
             grads, val_loss = (self.unrolled_alpha_grad(train_batch, val_batch) if self.config.unrolled
                                else self.first_order_alpha_grad(val_batch))
@@ -95,15 +170,17 @@ class DartsOptimizer(Optimizer):
             for a, g in zip(self.alphas, grads):
                 a.grad = g
             self.a_opt.step()
+            self.alpha_updates += 1
             out["val_loss_step"] = val_loss.detach()
-        loss, acc = self.weight_step(train_batch)
+        if self.alpha_first:
+            loss, acc = self.weight_step(train_batch)
         out.update({"loss": loss, "acc": acc, "lr": self.lr})
         return out
 
     def weight_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = batch
+        y = batch[1]
         self.w_opt.zero_grad(set_to_none=True)
-        logits = self.supernet(x)
+        logits = self.logits("weight", batch)
         loss = _ce(logits, y)
         loss.backward(inputs=self.weights)
         out = loss.detach(), (logits.argmax(1) == y).float().mean().detach()
@@ -117,12 +194,17 @@ class DartsOptimizer(Optimizer):
 
     def first_order_alpha_grad(self, val_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
         """∇_α L_val(w, α)."""
-        x, y = val_batch
-        loss = _ce(self.supernet(x), y)
+        y = val_batch[1]
+        loss = _ce(self.logits("alpha", val_batch), y)
         grads = list(torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True))
         if self.dist.enabled:
             loss = loss.detach().clone()
             self.dist.average_([*grads, loss], weight=y.numel())
+        reg = self.alpha_regularizer()
+        if reg is not None:  # the same on every rank (α is): added after the average
+            extra = torch.autograd.grad(reg, self.alphas, allow_unused=True, materialize_grads=True)
+            grads = [g + e for g, e in zip(grads, extra)]
+            loss = loss.detach() + reg.detach()
         return grads, loss
 
     def unrolled_alpha_grad(self, train_batch: Batch, val_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -132,7 +214,9 @@ class DartsOptimizer(Optimizer):
         xi = self.lr
         names = [n for n, _ in net.named_weight_parameters()]
         arch_names = [f"alphas.{k}" for k in net.arch_parameters()]
-        buffers = {n: b.clone() for n, b in net.named_buffers()}  # the virtual pass must not touch BN stats
+        # L_val(w') runs on a copy of the BN buffers, as the reference runs it on a fresh model loaded from the
+        # state dict; the reference's finite-difference passes run on the real model (``fd_updates_bn``)
+        buffers = {n: b.clone() for n, b in net.named_buffers()}
         x_tr, y_tr = train_batch
         # 1. virtual step
         loss_tr = _ce(net(x_tr), y_tr)
@@ -157,27 +241,30 @@ class DartsOptimizer(Optimizer):
             self.dist.average_([*grads, loss_val], weight=y_val.numel())
         # 3. finite-difference Hessian-vector product at w ± εv
         eps = c.fd_r / torch.sqrt(sum((g.detach() ** 2).sum() for g in v))
-        hvp = self._alpha_grad_at(v, eps, train_batch, buffers, names, arch_names, +1)
-        hvn = self._alpha_grad_at(v, eps, train_batch, buffers, names, arch_names, -1)
+        fd_buffers = None if c.fd_updates_bn else buffers
+        hvp = self._alpha_grad_at(v, eps, train_batch, fd_buffers, names, arch_names, +1)
+        hvn = self._alpha_grad_at(v, eps, train_batch, fd_buffers, names, arch_names, -1)
         self.dist.average_([*hvp, *hvn], weight=x_tr.shape[0])
         out = [da - xi * (p - n) / (2 * eps) for da, p, n in zip(d_alpha, hvp, hvn)]
         return out, loss_val.detach()
 
     def _alpha_grad_at(self, v: tuple[torch.Tensor, ...], eps: torch.Tensor, batch: Batch,
-                       buffers: dict[str, torch.Tensor], names: list[str], arch_names: list[str],
+                       buffers: dict[str, torch.Tensor] | None, names: list[str], arch_names: list[str],
                        sign: int) -> tuple[torch.Tensor, ...]:
+        """∇_α L_tr(w + sign·ε·v, α); BN updates the supernet's own running statistics unless ``buffers``."""
         with torch.no_grad():
             shifted = [p + sign * eps * vi for p, vi in zip(self.weights, v)]
         params = dict(zip(names, shifted))
         params.update(dict(zip(arch_names, self.alphas)))
         x, y = batch
-        loss = _ce(functional_call(self.supernet, (params, dict(buffers)), (x,)), y)
+        state = params if buffers is None else (params, dict(buffers))
+        loss = _ce(functional_call(self.supernet, state, (x,)), y)
         return torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True)
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch": self.epoch,
-                "update_alpha": self.update_alpha, "tuning_lr": self.tuning_lr}
+                "update_alpha": self.update_alpha, "tuning_lr": self.tuning_lr, "alpha_updates": self.alpha_updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
@@ -189,3 +276,4 @@ class DartsOptimizer(Optimizer):
         self.a_opt.load_state_dict(state["a_opt"])
         self.epoch = state["epoch"]
         self.update_alpha = state.get("update_alpha", True)
+        self.alpha_updates = state.get("alpha_updates", 0)

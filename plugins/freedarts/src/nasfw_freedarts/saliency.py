@@ -7,15 +7,17 @@ these *are* α, with any other weighting the score is the saliency of the mixing
 keeps the selectors usable after a softmax search too. α is shared by every cell of a type, so each
 gradient sums the contributions of all cells that use it, as in the reference.
 
-Every function works on copies of the supernet's tensors (:func:`working_copy`): the caller's weights, α and
-BN statistics are untouched. BN runs in train mode (batch statistics), as in the reference notebooks.
+Every function scores the supernet in place (:func:`nasfw_freedarts.scratch.in_place`) and puts it back
+exactly: the caller's weights, α and BN statistics are untouched. SNIP and GraSP run BN in train mode
+(batch statistics of their labelled batch), as the reference notebooks do; SynFlow runs it in eval mode by
+default (see :func:`synflow_scores`). ``dtype`` computes a score in another precision (the signal guard
+compares two).
 """
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -23,66 +25,12 @@ import torch.nn.functional as F
 
 from nasfw.supernet import Supernet
 from nasfw_freedarts.errors import SaliencyError
+from nasfw_freedarts.scratch import BnMode, in_place
 
 Scores = dict[str, torch.Tensor]
-GraspVariant = Literal["hg", "nb201", "darts"]
-#: Adam learning rates of the pre-step in the two reference notebooks
-GRASP_ADAM_LR = {"nb201": 3e-2, "darts": 3e-4}
-
-
-@contextlib.contextmanager
-def working_copy(supernet: Supernet, dtype: torch.dtype | None = None, reinit: bool = False) -> Iterator[Supernet]:
-    """The supernet itself on copies of its tensors, in train mode with weights frozen; everything is put
-    back on exit.
-
-    Swapping ``.data`` of each parameter and each buffer for a copy gives the isolation of a deep copy
-    without Python's object-by-object ``copy.deepcopy`` of the module tree, which was most of SynFlow's
-    selection time on the DARTS space. Parameter objects keep their identity, so an optimizer holding
-    them is unaffected.
-    """
-    params = list(supernet.parameters())
-    saved_params = [(p, p.data, p.requires_grad, p.grad) for p in params]
-    slots = [(m, name, b) for m in supernet.modules() for name, b in m._buffers.items() if b is not None]
-
-    def fresh(t: torch.Tensor) -> torch.Tensor:
-        out = t.to(dtype) if dtype is not None and t.is_floating_point() else t
-        return out.clone() if out is t else out
-
-    buffer_copies: dict[int, torch.Tensor] = {}  # keyed on buffers that ``slots`` keeps alive
-    was_training = [(m, m.training) for m in supernet.modules()]
-    try:
-        for p, data, _, _ in saved_params:
-            p.data = fresh(data)
-            p.requires_grad_(False)
-            p.grad = None
-        for m, name, b in slots:  # a buffer shared by two modules stays shared
-            if id(b) not in buffer_copies:
-                buffer_copies[id(b)] = fresh(b)
-            m._buffers[name] = buffer_copies[id(b)]
-        if reinit:
-            for m in supernet.modules():
-                if m is not supernet and hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
-        supernet.train()
-        yield supernet
-    finally:
-        for p, data, flag, grad in saved_params:
-            p.data = data
-            p.requires_grad_(flag)
-            p.grad = grad
-        for m, name, b in slots:
-            m._buffers[name] = b
-        for m, flag in was_training:
-            m.training = flag
-
-
-def abs_state(net: Supernet, alphas: bool) -> None:
-    """SynFlow's linearisation: every floating tensor of the state dict becomes |·| (α too when asked)."""
-    with torch.no_grad():
-        for name, t in net.state_dict(keep_vars=True).items():
-            if not t.is_floating_point() or (name.startswith("alphas.") and not alphas):
-                continue
-            t.abs_()
+GraspVariant = Literal["hg", "nb201", "nb201-row0", "darts"]
+#: Adam learning rates of the pre-step in the reference notebooks
+GRASP_ADAM_LR = {"nb201": 3e-2, "nb201-row0": 3e-2, "darts": 3e-4}
 
 
 def coefficients(net: Supernet) -> Scores:
@@ -114,11 +62,17 @@ def finalize(net: Supernet, scores: Scores, measure: str) -> Scores:
             raise SaliencyError(
                 f"{measure} scores of '{k}' are not finite on edges {rows[:5]} (overflow or NaN in the forward); "
                 f"use dtype float64 or smaller α (e.g. --set selector.alpha_value=null)")
-        if bool(mask.any()) and bool((s[mask] == 0).all()):
-            warnings.warn(f"every {measure} score of '{k}' is zero (underflow, or no cell of that type in the "
-                          f"supernet): its choice is arbitrary", stacklevel=3)
         out[k] = torch.where(mask, s, torch.full_like(s, float("-inf")))
     return out
+
+
+def warn_if_zero(scores: Scores, measure: str) -> None:
+    """Without the signal guard: say so when every available score of a cell type is exactly zero."""
+    for k, s in scores.items():
+        live = s[torch.isfinite(s)]
+        if live.numel() and bool((live == 0).all()):
+            warnings.warn(f"every {measure} score of '{k}' is zero (underflow, or no cell of that type in the "
+                          f"supernet): its choice is arbitrary", stacklevel=3)
 
 
 def _check_finite(value: torch.Tensor, measure: str, what: str) -> None:
@@ -127,34 +81,49 @@ def _check_finite(value: torch.Tensor, measure: str, what: str) -> None:
                             f"Use dtype float64 or keep α at its small init (--set selector.alpha_value=null)")
 
 
-def snip_scores(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, abs_weights: bool = False) -> Scores:
+def _cast(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return x.to(dtype) if dtype is not None and x.is_floating_point() else x
+
+
+def snip_scores(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, abs_weights: bool = False,
+                dtype: torch.dtype | None = None) -> Scores:
     """SNIP on the coefficients: ``|c ⊙ ∂L/∂c|`` with L the cross-entropy of one labelled batch.
 
     ``abs_weights`` reproduces the DARTS-space notebook, which made the weights |θ| first (a SynFlow
     copy-paste; not part of SNIP).
     """
-    with working_copy(supernet) as net:
+    with in_place(supernet, dtype) as scratch:
+        net = scratch.net
         if abs_weights:
-            abs_state(net, alphas=False)
+            scratch.absolute(alphas=False)
         c = coefficients(net)
-        loss = F.cross_entropy(logits(net, c, x), y)
+        loss = F.cross_entropy(logits(net, c, _cast(x, dtype)), y)
         _check_finite(loss.detach(), "snip", "loss")
         g = _grads(loss, list(c.values()))
         return finalize(net, {k: (ck * gk).abs() for (k, ck), gk in zip(c.items(), g)}, "snip")
 
 
 def synflow_scores(supernet: Supernet, input_shape: Sequence[int], dtype: torch.dtype = torch.float64,
-                   abs_alpha: bool = True, alpha_value: float | None = None) -> Scores:
+                   abs_alpha: bool = True, alpha_value: float | None = None, bn: BnMode = "eval") -> Scores:
     """SynFlow on the coefficients: ``|c ⊙ ∂R/∂c|``, R = Σ logits of an all-ones input, every state
     tensor made absolute. Data-free. float64 by default: with α = 1 float32 overflows (the reference's
     all-NaN NB201 run); ``alpha_value`` sets every α to a constant first (the reference's α = 1 run).
+
+    ``bn`` (:meth:`Scratch.set_bn`): SynFlow scores the network linearised by |θ|; ``eval`` (the default)
+    keeps BN the per-channel affine map it is at initialisation, as SynFlow's own pruning does (the
+    model in eval mode). The FreeDARTS notebooks ran it in train mode (``batch``): normalising a single
+    all-ones image by its own statistics gives every channel zero spatial mean, so on the DARTS supernet,
+    where every cell output is a sum of BN outputs, global pooling returns exactly 0, R is the classifier
+    bias alone and ∂R/∂c is rounding residue.
     """
-    with working_copy(supernet, dtype) as net:
+    with in_place(supernet, dtype) as scratch:
+        net = scratch.net
+        scratch.set_bn(bn)
         if alpha_value is not None:
             with torch.no_grad():
                 for a in net.alphas.values():
-                    a.fill_(alpha_value)
-        abs_state(net, alphas=abs_alpha)
+                    scratch.own(a).fill_(alpha_value)
+        scratch.absolute(alphas=abs_alpha)
         c = coefficients(net)
         device = next(iter(c.values())).device
         x = torch.ones(1, *input_shape, dtype=dtype, device=device)
@@ -176,20 +145,34 @@ def _adam_step(c0: Scores, g0: list[torch.Tensor], lr: float, betas: tuple[float
     return c1
 
 
+def row0_broadcast(g: torch.Tensor) -> torch.Tensor:
+    """The NB201 notebook's vector: ``zip(grads, vector)`` pairs the one gradient tensor with row 0 of
+    ``vector`` only, so ``g1 * v`` multiplies every edge by edge 0's gradient."""
+    return g[:1].expand_as(g)
+
+
 def grasp_scores(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, variant: GraspVariant = "hg",
                  abs_weights: bool = False, adam_lr: float | None = None,
-                 adam_betas: tuple[float, float] = (0.5, 0.999), adam_weight_decay: float = 1e-3) -> Scores:
+                 adam_betas: tuple[float, float] = (0.5, 0.999), adam_weight_decay: float = 1e-3,
+                 dtype: torch.dtype | None = None) -> Scores:
     """GraSP on the coefficients; higher = keep. H = ∂²L/∂c², g = ∂L/∂c.
 
     - ``hg`` (GraSP's definition at c₀): ``c₀ ⊙ H(c₀) g``. GraSP prunes the largest ``−θ⊙Hg``, so it keeps
       the largest ``θ⊙Hg``.
-    - ``nb201`` (NB201 notebook): one Adam step c₀ → c₁ on g(c₀), then ``c₀ ⊙ H(c₁) g(c₀)``.
+    - ``nb201`` (the NB201 notebook's method, corrected): one Adam step c₀ → c₁ on g(c₀), then
+      ``c₀ ⊙ H(c₁) g(c₀)``.
+    - ``nb201-row0`` (the NB201 notebook exactly, bug included): the same, but the vector is row 0 of
+      g(c₀) broadcast over every edge (:func:`row0_broadcast`), ``c₀ ⊙ H(c₁) (1 g₀[0])``.
     - ``darts`` (DARTS-space notebook, torch-1.5 semantics): the Hessian is applied to c₁ itself and c₁ is
       not detached, so the product is ``H(c₁)c₁ + g(c₁)``; score ``|c₀ ⊙ (H(c₁)c₁ + g(c₁))|``.
     """
-    with working_copy(supernet) as net:
+    if variant not in ("hg", *GRASP_ADAM_LR):
+        raise ValueError(f"unknown GraSP variant {variant!r}")
+    x = _cast(x, dtype)
+    with in_place(supernet, dtype) as scratch:
+        net = scratch.net
         if abs_weights:
-            abs_state(net, alphas=False)
+            scratch.absolute(alphas=False)
         c0 = coefficients(net)
         leaves0 = list(c0.values())
         if variant == "hg":
@@ -198,15 +181,14 @@ def grasp_scores(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, variant: 
             hg = _grads(z, leaves0)
             scores = {k: ck.detach() * h for (k, ck), h in zip(c0.items(), hg)}
             return finalize(net, scores, "grasp")
-        if variant not in GRASP_ADAM_LR:
-            raise ValueError(f"unknown GraSP variant {variant!r}")
         g0 = _grads(F.cross_entropy(logits(net, c0, x), y), leaves0)
         lr = adam_lr if adam_lr is not None else GRASP_ADAM_LR[variant]
         c1 = _adam_step(c0, g0, lr, adam_betas, adam_weight_decay)
         leaves1 = list(c1.values())
         g1 = _grads(F.cross_entropy(logits(net, c1, x), y), leaves1, create_graph=True)
-        if variant == "nb201":
-            z = sum((a * b.detach()).sum() for a, b in zip(g1, g0))
+        if variant in ("nb201", "nb201-row0"):
+            vs = [row0_broadcast(v) if variant == "nb201-row0" else v for v in g0]
+            z = sum((a * b.detach()).sum() for a, b in zip(g1, vs))
             h = _grads(z, leaves1)
             scores = {k: ck.detach() * hk for (k, ck), hk in zip(c0.items(), h)}
         else:

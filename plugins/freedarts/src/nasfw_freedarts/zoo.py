@@ -1,8 +1,10 @@
 """Published FreeDARTS (v2) genotypes, transcribed from anonymous-submission1991/FreeDARTS
-``DARTS_CNN/genotypes.py`` @93375fa7 (all searched with SynFlow-α on the DARTS space).
+``DARTS_CNN/genotypes.py`` @93375fa7 (searched on the DARTS space).
 
-Shipped: the two that were retrained in the repository's logs (20-cell search seed 1, "FreeDARTS†";
-ImageNet-shaped search seed 3, "FreeDARTS‡") and the five 8-cell SynFlow seeds ("FreeDARTS").
+Shipped: the two that were retrained in the repository's logs (20-cell SynFlow search seed 1, "FreeDARTS†";
+ImageNet-shaped SynFlow search seed 3, "FreeDARTS‡"), the five 8-cell SynFlow seeds ("FreeDARTS") and the
+five 8-cell SNIP-α and GraSP-α seeds. The 8-cell SynFlow seeds come from the notebook's train-mode-BN
+scoring, which has no signal on this space (see the README): their ops are what rounding chose.
 """
 
 from __future__ import annotations
@@ -49,6 +51,51 @@ SYNFLOW_8CELLS: list[dict[str, Pairs]] = [
                 ("sep_conv_3x3", 3), ("sep_conv_5x5", 2), ("sep_conv_3x3", 2), ("sep_conv_3x3", 4)]},
 ]
 
+SNIP_8CELLS: list[dict[str, Pairs]] = [
+    {"normal": [("skip_connect", 0), ("skip_connect", 1), ("dil_conv_3x3", 2), ("sep_conv_3x3", 1),
+                ("dil_conv_3x3", 0), ("sep_conv_5x5", 1), ("dil_conv_3x3", 0), ("dil_conv_5x5", 4)],
+     "reduce": [("sep_conv_3x3", 0), ("sep_conv_5x5", 1), ("dil_conv_3x3", 1), ("dil_conv_3x3", 0),
+                ("avg_pool_3x3", 3), ("sep_conv_3x3", 2), ("sep_conv_5x5", 4), ("sep_conv_3x3", 3)]},
+    {"normal": [("dil_conv_3x3", 0), ("dil_conv_5x5", 1), ("sep_conv_3x3", 2), ("dil_conv_5x5", 0),
+                ("max_pool_3x3", 0), ("dil_conv_3x3", 1), ("avg_pool_3x3", 0), ("dil_conv_5x5", 2)],
+     "reduce": [("max_pool_3x3", 0), ("dil_conv_3x3", 1), ("sep_conv_5x5", 1), ("sep_conv_5x5", 2),
+                ("dil_conv_5x5", 2), ("sep_conv_3x3", 1), ("avg_pool_3x3", 1), ("sep_conv_3x3", 4)]},
+    {"normal": [("max_pool_3x3", 0), ("dil_conv_5x5", 1), ("dil_conv_5x5", 1), ("dil_conv_3x3", 2),
+                ("skip_connect", 0), ("dil_conv_5x5", 1), ("dil_conv_3x3", 0), ("max_pool_3x3", 3)],
+     "reduce": [("max_pool_3x3", 1), ("sep_conv_5x5", 0), ("dil_conv_5x5", 0), ("sep_conv_3x3", 1),
+                ("sep_conv_5x5", 2), ("avg_pool_3x3", 0), ("sep_conv_3x3", 3), ("sep_conv_5x5", 2)]},
+    {"normal": [("max_pool_3x3", 0), ("skip_connect", 1), ("skip_connect", 0), ("sep_conv_5x5", 2),
+                ("dil_conv_5x5", 3), ("sep_conv_3x3", 0), ("sep_conv_3x3", 2), ("max_pool_3x3", 4)],
+     "reduce": [("sep_conv_3x3", 0), ("avg_pool_3x3", 1), ("sep_conv_5x5", 2), ("avg_pool_3x3", 1),
+                ("sep_conv_5x5", 3), ("sep_conv_3x3", 2), ("dil_conv_5x5", 4), ("skip_connect", 1)]},
+    {"normal": [("avg_pool_3x3", 1), ("avg_pool_3x3", 0), ("sep_conv_5x5", 0), ("max_pool_3x3", 1),
+                ("dil_conv_3x3", 3), ("avg_pool_3x3", 1), ("sep_conv_5x5", 3), ("sep_conv_5x5", 1)],
+     "reduce": [("avg_pool_3x3", 1), ("avg_pool_3x3", 0), ("skip_connect", 0), ("sep_conv_3x3", 2),
+                ("max_pool_3x3", 0), ("sep_conv_3x3", 3), ("sep_conv_3x3", 4), ("sep_conv_5x5", 1)]},
+]
+GRASP_8CELLS: list[dict[str, Pairs]] = [
+    {"normal": [("sep_conv_3x3", 1), ("skip_connect", 0), ("max_pool_3x3", 2), ("sep_conv_3x3", 0),
+                ("dil_conv_3x3", 0), ("dil_conv_3x3", 2), ("sep_conv_5x5", 1), ("max_pool_3x3", 3)],
+     "reduce": [("max_pool_3x3", 0), ("sep_conv_5x5", 1), ("max_pool_3x3", 2), ("dil_conv_3x3", 0),
+                ("dil_conv_5x5", 0), ("dil_conv_3x3", 1), ("avg_pool_3x3", 0), ("skip_connect", 1)]},
+    {"normal": [("max_pool_3x3", 0), ("avg_pool_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 2),
+                ("dil_conv_5x5", 2), ("dil_conv_3x3", 1), ("sep_conv_3x3", 2), ("dil_conv_5x5", 1)],
+     "reduce": [("max_pool_3x3", 0), ("sep_conv_3x3", 1), ("max_pool_3x3", 1), ("avg_pool_3x3", 2),
+                ("dil_conv_3x3", 3), ("max_pool_3x3", 0), ("sep_conv_3x3", 3), ("avg_pool_3x3", 2)]},
+    {"normal": [("dil_conv_5x5", 1), ("max_pool_3x3", 0), ("sep_conv_3x3", 0), ("dil_conv_3x3", 2),
+                ("max_pool_3x3", 2), ("avg_pool_3x3", 1), ("sep_conv_3x3", 3), ("dil_conv_5x5", 2)],
+     "reduce": [("skip_connect", 1), ("sep_conv_5x5", 0), ("sep_conv_5x5", 2), ("dil_conv_5x5", 0),
+                ("dil_conv_3x3", 2), ("dil_conv_5x5", 3), ("sep_conv_3x3", 4), ("dil_conv_5x5", 2)]},
+    {"normal": [("dil_conv_5x5", 0), ("skip_connect", 1), ("dil_conv_5x5", 0), ("skip_connect", 1),
+                ("sep_conv_5x5", 2), ("dil_conv_5x5", 3), ("sep_conv_3x3", 2), ("dil_conv_3x3", 4)],
+     "reduce": [("sep_conv_3x3", 0), ("avg_pool_3x3", 1), ("skip_connect", 0), ("sep_conv_5x5", 2),
+                ("sep_conv_5x5", 3), ("max_pool_3x3", 2), ("dil_conv_5x5", 3), ("dil_conv_5x5", 4)]},
+    {"normal": [("avg_pool_3x3", 0), ("dil_conv_3x3", 1), ("sep_conv_5x5", 0), ("sep_conv_3x3", 1),
+                ("dil_conv_3x3", 3), ("max_pool_3x3", 1), ("sep_conv_5x5", 0), ("sep_conv_5x5", 3)],
+     "reduce": [("dil_conv_5x5", 1), ("avg_pool_3x3", 0), ("dil_conv_5x5", 2), ("dil_conv_3x3", 1),
+                ("avg_pool_3x3", 3), ("sep_conv_5x5", 0), ("sep_conv_3x3", 4), ("max_pool_3x3", 3)]},
+]
+
 
 def genotype(cells: dict[str, Pairs]) -> Genotype:
     """A DARTS genotype from the reference ``[(op, input), ...]`` lists (two inputs per node, nodes 2..5)."""
@@ -70,4 +117,9 @@ ZOO: dict[str, ZooEntry] = {
         genotype=genotype(cells), source=SOURCE + f" SYNFLOW_oneshot_seed{i}",
         notes="FreeDARTS 8-cell SynFlow search; no retraining log in the repository")
        for i, cells in enumerate(SYNFLOW_8CELLS)},
+    **{f"freedarts-{m}-seed{i}": ZooEntry(
+        genotype=genotype(cells), source=SOURCE + f" {ref}_oneshot_seed{i}",
+        notes=f"FreeDARTS 8-cell {m.upper()}-α search; no retraining log in the repository")
+       for m, ref, seeds in (("snip", "SNIP", SNIP_8CELLS), ("grasp", "GraSP", GRASP_8CELLS))
+       for i, cells in enumerate(seeds)},
 }

@@ -11,6 +11,12 @@ An op runs only while its softmax weight exceeds 1/(block size)² unless ``alway
 Every channel count has its own stem (conv 3×3 + BN, all applied to the input); each final node goes
 through SharpSepConv(c → head_channels), the results are summed, pooled and classified.
 
+The grid ops' BN is affine by default, as in the official code: ``MULTICHANNELNET_OPS`` hard-codes
+``affine=True`` and the ``False`` that ``MultiChannelNetwork`` passes as fourth argument lands in the
+lambdas' unused ``C_mid`` (ahundt/sharpDARTS 6f593d4 ``cnn/operations.py``, ``cnn/model_search.py``). That
+gives the official parameter count, 8,930,122 at the defaults; ``affine=false`` (8,845,642) is DARTS'
+convention for search supernets.
+
 The final model is the heaviest path through the weighted DAG (the official code's networkx
 ``dag_longest_path``): one stem width, then one (C_in → C_out, op) per sub-layer with C_in equal to
 the previous C_out, maximising the sum of the chosen weights. We solve it exactly by dynamic
@@ -33,6 +39,7 @@ from nasfw.errors import ConfigError, GenotypeError
 from nasfw.genotype import Genotype, GenotypeEdge
 from nasfw.supernet import Supernet
 from nasfw_sharpdarts.ops import OPS, SharpSepConv
+from nasfw_sharpdarts.presets import HYPERCUBOID_PRESETS
 
 CELL = "grid"
 
@@ -48,6 +55,9 @@ class HyperCuboidConfig(StrictModel):
         description="op type -> registered operation (C_in, C_out, stride, affine) implementing it")
     head_channels: int = Field(default=768, ge=1, description="width of the SharpSepConv head")
     always_apply_ops: bool = Field(default=False, description="run every op, not only those above 1/(block size)^2")
+    affine: bool = Field(default=True, description="BN of the grid ops with learnable scale and shift, as the "
+                                                   "official MULTICHANNELNET_OPS build them (false: DARTS' "
+                                                   "affine-free search BN)")
     alpha_init_std: float = Field(default=1e-3, ge=0)
 
     @model_validator(mode="after")
@@ -79,6 +89,7 @@ class HyperCuboidSpace(SearchSpace):
 
     Config = HyperCuboidConfig
     config: HyperCuboidConfig
+    presets = HYPERCUBOID_PRESETS
 
     # -- structure -----------------------------------------------------------------------
     def channels(self) -> list[int]:
@@ -205,7 +216,7 @@ class HyperCuboidSpace(SearchSpace):
 
         def make(r: int, k: int) -> nn.Module:
             op, ci, co = cols[k]
-            return self.op_factory(op)(ci, co, self.stride(r), False)
+            return self.op_factory(op)(ci, co, self.stride(r), c.affine)
 
         grid = [[make(r, k) for k in range(len(cols))] for r in range(self.rows())]
         return HyperCuboidSupernet(shape, weighting, self.channels(), cols, grid, c.head_channels,

@@ -8,21 +8,26 @@ from nasfw import hookimpl
 from nasfw.components import Preset
 from nasfw_sharpdarts.hypercuboid import HyperCuboidSpace
 from nasfw_sharpdarts.ops import OPS
+from nasfw_sharpdarts.presets import OPTIMIZER_PRESETS, WARMUP_FRACTION
 from nasfw_sharpdarts.schedule import CosinePower
 from nasfw_sharpdarts.spaces import PRESETS, SharpSpace
 from nasfw_sharpdarts.weighting import MaxW
 from nasfw_sharpdarts.zoo import ZOO
 
-#: sharpDARTS' cell-search defaults (train_search.py): first-order DARTS, Max-W, CPA p=2, warm-up 5, 0.025 → 1e-4
+#: sharpDARTS' cell search (train_search.py): first-order DARTS, Max-W, CPA p=2, 0.025 → 1e-4, with its lr warm-up
+#: as a share of the run (5 of 120 epochs); ``--preset paper`` gives the absolute 5 epochs and the 120-epoch run.
 SHARPDARTS_OPTIMIZER = Preset(
     "darts",
     {
         "unrolled": False,
         "w_lr": 0.025,
-        "lr_schedule": {"name": "cosine-power", "params": {"exponent": 2.0, "min_lr": 1e-4, "warmup_epochs": 5}},
+        "lr_schedule": {"name": "cosine-power", "params": {"exponent": 2.0, "min_lr": 1e-4,
+                                                           "warmup_epochs": WARMUP_FRACTION}},
         "edge_weighting": {"name": "max-w"},
     },
-    "sharpDARTS: first-order DARTS + Max-W weighting + cosine power annealing (p=2, warm-up 5, 0.025 -> 1e-4)",
+    "sharpDARTS: first-order DARTS + Max-W weighting + cosine power annealing (p=2, warm-up 5/120 of the run, "
+    "0.025 -> 1e-4)",
+    presets=OPTIMIZER_PRESETS,
 )
 
 

@@ -15,9 +15,11 @@ ahundt/sharpDARTS master (6f593d4); an older revision ramped only the first w ep
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from pydantic import Field
 
+from nasfw.budget import Span, refuse, resolve
 from nasfw.components import LRSchedule, StrictModel
 
 
@@ -49,10 +51,24 @@ class CosinePower(LRSchedule):
     class Config(StrictModel):
         exponent: float = Field(default=2.0, ge=1, description="exponent order p (1 = cosine annealing)")
         min_lr: float = Field(default=1e-4, ge=0, description="lr of the last epoch")
-        warmup_epochs: int = Field(default=0, ge=0, description="linear ramp over the first warmup+1 epochs")
+        warmup_epochs: Span = Field(default=0, description="linear ramp over the first warmup+1 epochs: a count, or "
+                                                           "a fraction of the schedule's epochs (5/120: sharpDARTS' "
+                                                           "5 of 120)")
 
     config: Config
 
+    def warmup(self, epochs: int) -> int:
+        """The warm-up in epochs of a schedule over ``epochs`` epochs."""
+        return resolve(self.config.warmup_epochs, epochs)
+
     def lr(self, epoch: int, epochs: int, base_lr: float) -> float:
         c = self.config
-        return cosine_power_annealing(epoch + 1, max(epochs, 1), base_lr, c.min_lr, c.exponent, c.warmup_epochs)
+        epochs = max(epochs, 1)
+        return cosine_power_annealing(epoch + 1, epochs, base_lr, c.min_lr, c.exponent, self.warmup(epochs))
+
+    def plan(self, epochs: int) -> dict[str, Any]:
+        warm = self.warmup(epochs)
+        if warm > 0 and warm + 1 >= epochs:
+            raise refuse("warmup_epochs", f"a warm-up of {warm} epochs ramps the lr over the whole {epochs}-epoch "
+                         f"run, so it never anneals", "give a fraction of the run (e.g. 0.04) or a smaller count")
+        return {"lr_warmup_epochs": warm}

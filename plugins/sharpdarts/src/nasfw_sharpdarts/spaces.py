@@ -16,6 +16,7 @@ from nasfw.components import Preset
 from nasfw.data import DataShape
 from nasfw.genotype import Genotype
 from nasfw_sharpdarts.ops import CHOKE_OPS, DEFAULT_CHOKE_MID, SHARP_OP_IMPL, with_mid
+from nasfw_sharpdarts.presets import SHARP_SPACE_PRESETS
 from nasfw_space_darts.network import DartsNetwork
 from nasfw_space_darts.space import DartsConfig, DartsSpace
 
@@ -45,6 +46,7 @@ class SharpSpace(DartsSpace):
 
     Config = SharpConfig
     config: SharpConfig
+    presets = SHARP_SPACE_PRESETS
 
     def op_factory(self, name: str) -> Any:
         return self._factory(name, self.config.mid_channels)

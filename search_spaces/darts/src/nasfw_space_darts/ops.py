@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasfw.batched import Act, EdgeBatch, Shared, Stacked, batch_signature
 from nasfw.fastops import AvgPool2d
 
 OpFactory = Callable[[int, int, int, bool], nn.Module]
@@ -42,9 +43,8 @@ class SepConv(nn.Sequential):
         )
 
 
-class Identity(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+class Identity(nn.Identity):
+    """``skip_connect`` at stride 1 (``nn.Identity``, so batched edges share it across edges)."""
 
 
 class Zero(nn.Module):
@@ -81,6 +81,28 @@ class FactorizedReduce(nn.Module):
         if b.shape[-2:] != a.shape[-2:]:  # odd sizes
             b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
         return self.bn(torch.cat([a, b], dim=1))
+
+    # -- batched edges (nasfw.batched): the stride-2 skip of every input edge of a reduction cell at once
+    def batch_signature(self) -> Hashable | None:
+        if type(self.relu) is not nn.ReLU:
+            return None
+        subs = (batch_signature(self.conv_1), batch_signature(self.conv_2), batch_signature(self.bn))
+        return None if any(s is None for s in subs) else subs
+
+    @classmethod
+    def batch_forward(cls, ops: Sequence[FactorizedReduce], x: Act, scale: torch.Tensor | None,
+                      ctx: EdgeBatch) -> tuple[Act, bool]:
+        r = ctx.elementwise(ops[0].relu, ("act", nn.ReLU, ""), x)
+
+        def shift(t: torch.Tensor) -> torch.Tensor:
+            return t[:, :, 1:, 1:] if t.shape[-1] > 1 else t
+        a = ctx.conv([o.conv_1 for o in ops], r)
+        b = ctx.conv([o.conv_2 for o in ops], r.map(shift) if isinstance(r, Shared) else Stacked(shift(r.t), r.edges))
+        bt = b.t
+        if bt.shape[-2:] != a.t.shape[-2:]:
+            bt = F.pad(bt, (0, a.t.shape[-1] - bt.shape[-1], 0, a.t.shape[-2] - bt.shape[-2]))
+        both = torch.cat([a.view5(), Stacked(bt, b.edges).view5()], dim=2).flatten(1, 2)
+        return ctx.batch_norm([o.bn for o in ops], Stacked(both, a.edges), scale)
 
 
 class NoiseOp(nn.Module):

@@ -14,6 +14,7 @@ from nasfw.components import Edge, EdgeWeighting, NodeRule, SearchSpace, StrictM
 from nasfw.data import DataShape
 from nasfw.errors import ConfigError, GenotypeError
 from nasfw.genotype import Genotype, GenotypeEdge
+from nasfw.presets import Cited, Recipe
 from nasfw_space_darts.network import DartsNetwork
 from nasfw_space_darts.ops import OPS
 from nasfw_space_darts.supernet import DartsSupernet
@@ -25,11 +26,12 @@ CELLS = ("normal", "reduce")
 
 
 class DartsConfig(StrictModel):
-    layers: int = Field(default=8, ge=2, description="cells in the search supernet (reductions at 1/3 and 2/3)")
-    init_channels: int = Field(default=16, ge=2, description="C of the first cell")
-    steps: int = Field(default=4, ge=1, description="intermediate nodes per cell")
-    keep_inputs: int = Field(default=2, ge=1, description="inputs each node keeps in a genotype")
-    stem_multiplier: int = Field(default=3, ge=1)
+    layers: int = Field(default=5, ge=2, le=256, description="cells in the search supernet (reductions at 1/3 and "
+                                                             "2/3; DARTS searched with 8: --preset paper)")
+    init_channels: int = Field(default=8, ge=2, le=4096, description="C of the first cell (DARTS: 16, --preset paper)")
+    steps: int = Field(default=4, ge=1, le=32, description="intermediate nodes per cell")
+    keep_inputs: int = Field(default=2, ge=1, le=32, description="inputs each node keeps in a genotype")
+    stem_multiplier: int = Field(default=3, ge=1, le=64)
     primitives: list[str] = Field(default_factory=lambda: list(PRIMITIVES), min_length=1,
                                   description="candidate ops of every edge")
     edge_ops: dict[str, list[list[str]]] | None = Field(
@@ -37,9 +39,18 @@ class DartsConfig(StrictModel):
     op_impl: dict[str, str] = Field(default_factory=dict,
                                     description="genotype op name -> registered operation implementing it")
     alpha_init_std: float = Field(default=1e-3, ge=0)
+    partial_channels: int = Field(default=1, ge=1, description=(
+        "PC-DARTS' K: each edge's ops see 1/K of its input channels, the rest bypass them, then channel "
+        "shuffle (1 = DARTS; PC-DARTS uses 4 on CIFAR)"))
+    edge_normalization: bool = Field(default=False, description=(
+        "PC-DARTS' edge normalisation: an architecture weight β per edge (arch tensors beta_normal, "
+        "beta_reduce), softmax over each node's input edges; magnitude selection ranks edges by β × op weight"))
 
     @model_validator(mode="after")
     def _check(self) -> DartsConfig:
+        if self.init_channels % self.partial_channels:
+            raise ValueError(f"init_channels ({self.init_channels}) must be a multiple of partial_channels "
+                             f"({self.partial_channels})")
         n = sum(2 + i for i in range(self.steps))
         if self.edge_ops is not None:
             if set(self.edge_ops) != set(CELLS):
@@ -57,6 +68,18 @@ class DartsSpace(SearchSpace):
 
     Config = DartsConfig
     config: DartsConfig
+    default_protocol = "darts-cifar"
+    presets = {
+        "paper": Recipe(source="DARTS (Liu et al., ICLR 2019) §3.1.1: the search supernet",
+                        params={"layers": Cited(8, "quark0/darts@f276dd3 cnn/train_search.py:32 --layers"),
+                                "init_channels": Cited(16, "quark0/darts@f276dd3 cnn/train_search.py:31 "
+                                                           "--init_channels")}),
+        "tiny": Recipe(source="nasfw: the smallest supernet with a normal and a reduction cell",
+                       params={"layers": Cited(3, "cell 0 normal, cells 1-2 reduction"),
+                               "init_channels": Cited(4, "CPU test size"),
+                               "steps": Cited(2, "two intermediate nodes: 5 edges per cell, one with a choice of "
+                                                 "inputs")}),
+    }
 
     # -- structure -----------------------------------------------------------------------
     def edge_ops(self) -> dict[str, list[list[str]]]:
@@ -133,7 +156,8 @@ class DartsSpace(SearchSpace):
 
         return DartsSupernet(shape, weighting, self.edge_ops(), make_op, layers=c.layers, C=c.init_channels,
                              steps=c.steps, multiplier=c.steps, stem_multiplier=c.stem_multiplier,
-                             alpha_init_std=c.alpha_init_std)
+                             alpha_init_std=c.alpha_init_std, partial_channels=c.partial_channels,
+                             edge_normalization=c.edge_normalization)
 
     # -- discretization ------------------------------------------------------------------
     def discretize(self, scores: dict[str, torch.Tensor]) -> Genotype:
@@ -166,17 +190,42 @@ class DartsSpace(SearchSpace):
         return Genotype(space=self.name or "darts", cells=cells)
 
     # -- evaluation network ----------------------------------------------------------------
+    def check_genotype(self, genotype: Genotype) -> None:
+        """A DARTS cell genotype: cells normal and reduce, nodes 2..steps+1, each fed by ``keep_inputs``
+        distinct earlier nodes through a registered op other than ``none``. Ops outside this space's candidate
+        lists are allowed (the evaluation network builds any registered op, e.g. a sharpDARTS op)."""
+        name = self.name or "darts"
+        if set(genotype.cells) != set(CELLS):
+            got = sorted(genotype.cells)[:4]
+            raise GenotypeError(f"a genotype of space '{name}' has the cells 'normal' and 'reduce', got {got}")
+        steps, keep = self.config.steps, self.config.keep_inputs
+        for cell in CELLS:
+            inputs: dict[int, list[int]] = {}
+            for e in genotype.cells[cell]:
+                if not 2 <= e.node < 2 + steps:
+                    raise GenotypeError(f"cell '{cell}': node {e.node} is out of range (space '{name}' has the "
+                                        f"intermediate nodes 2..{steps + 1})")
+                if e.input >= e.node:
+                    raise GenotypeError(f"cell '{cell}': edge {e.input}->{e.node} does not point forward")
+                if e.op == "none":
+                    raise GenotypeError(f"cell '{cell}': edge {e.input}->{e.node} chooses 'none', which a DARTS "
+                                        f"genotype never keeps")
+                try:
+                    self.op_factory(e.op)
+                except Exception:
+                    shown = e.op if len(e.op) <= 40 else e.op[:37] + "..."
+                    raise GenotypeError(f"cell '{cell}': unknown operation '{shown}' (space '{name}' ops: "
+                                        f"{', '.join(p for p in self.config.primitives if p != 'none')})") from None
+                inputs.setdefault(e.node, []).append(e.input)
+            for node in range(2, 2 + steps):
+                got = len(inputs.get(node, []))
+                if got != keep:
+                    raise GenotypeError(f"cell '{cell}': node {node} has {got} input edge(s); space '{name}' keeps "
+                                        f"{keep} per node")
+
     def build_network(self, genotype: Genotype, shape: DataShape, C: int = 36, layers: int = 20,
                       auxiliary: bool = True, imagenet: bool = False, **_: Any) -> DartsNetwork:
-        if set(genotype.cells) != set(CELLS):
-            raise GenotypeError(f"a DARTS genotype needs cells 'normal' and 'reduce', got {sorted(genotype.cells)}")
-        for e in (e for edges in genotype.cells.values() for e in edges):
-            if e.input >= e.node:
-                raise GenotypeError(f"edge {e.input}->{e.node} does not point forward")
-            try:
-                self.op_factory(e.op)
-            except Exception:
-                raise GenotypeError(f"unknown operation '{e.op}' in genotype") from None
+        self.check_genotype(genotype)
 
         def make_op(name: str, c: int, stride: int) -> nn.Module:
             return self.op_factory(name)(c, c, stride, True)

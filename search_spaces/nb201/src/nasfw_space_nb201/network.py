@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from nasfw.batched import EdgeBatch, mixed_edges
 from nasfw.components import EdgeWeighting
 from nasfw.data import DataShape
-from nasfw.fastops import apply_sharing_relu
-from nasfw.supernet import Supernet
+from nasfw.supernet import Supernet, channel_shuffle
 from nasfw_space_nb201.cells import CELL, EDGES, NODES
 from nasfw_space_nb201.ops import ResNetBasicBlock, make_op
 
@@ -72,31 +72,61 @@ class NB201Network(nn.Module):
 
 
 class SearchCell(nn.Module):
-    """A cell whose six edges carry one module per candidate op; ``none`` gets no module (it adds zeros)."""
+    """A cell whose six edges carry one module per candidate op; ``none`` gets no module output (it adds zeros).
 
-    def __init__(self, ops: Sequence[str], C: int, track_running_stats: bool):
+    With ``partial = K > 1`` (PC-DARTS' partial channels) the ops see the first C/K channels of their input,
+    the rest bypass them, and each edge's output is ``channel_shuffle(cat(mixed, bypass), K)``.
+    """
+
+    def __init__(self, ops: Sequence[str], C: int, track_running_stats: bool, partial: int = 1):
         super().__init__()
+        self.C, self.partial = C, partial
         self.edges = nn.ModuleList()
         for _ in EDGES:
             self.edges.append(nn.ModuleList(
-                make_op(op, C, affine=False, track_running_stats=track_running_stats) for op in ops))
+                make_op(op, C // partial, affine=False, track_running_stats=track_running_stats) for op in ops))
+        self.rows_from = [[r for r, (_, inp) in enumerate(EDGES) if inp == s] for s in range(NODES)]
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: list[list[int]]) -> torch.Tensor:
-        """Σ w·op(h) per edge over the ``active`` ops; relu(h) is computed once per node for every op
-        that starts with it, and each term is one fused multiply-add."""
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: list[list[int]],
+                edge_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Σ w·op(h) per edge over the ``active`` ops, the edges of each node to all later nodes batched op by
+        op (:func:`nasfw.batched.mixed_edges`); e·(...) per edge with edge weights e."""
+        coeffs = weights if edge_weights is None else weights * edge_weights.to(weights.dtype).unsqueeze(1)
+        ctx = EdgeBatch()
+        cp = self.C // self.partial
         nodes: list[torch.Tensor | None] = [x] + [None] * (NODES - 1)
-        relus: list[torch.Tensor | None] = [None] * NODES
-        for row, (node, inp) in enumerate(EDGES):
-            h = nodes[inp]
-            if h is None:
+        terms: list[list[tuple[int, torch.Tensor]]] = [[] for _ in range(NODES)]
+        for node in range(NODES):
+            if node > 0:
+                nodes[node] = self._node(terms[node], nodes, edge_weights)
+            h = nodes[node]
+            if h is None or not self.rows_from[node]:
                 continue
-            ops = self.edges[row]
-            for k in active[row]:
-                out = apply_sharing_relu(ops[k], h, relus, inp)
-                acc = nodes[node]
-                nodes[node] = out * weights[row, k] if acc is None else torch.addcmul(acc, weights[row, k], out)
+            inp = h[:, :cp] if self.partial > 1 else h
+            for r, y in mixed_edges([inp], [(r, 0) for r in self.rows_from[node]], self.edges, active, coeffs,
+                                    ctx).items():
+                terms[EDGES[r][0]].append((r, y))
         last = nodes[-1]
         return last if last is not None else x.mul(0.0)
+
+    def _node(self, terms: list[tuple[int, torch.Tensor]], nodes: list[torch.Tensor | None],
+              edge_weights: torch.Tensor | None) -> torch.Tensor | None:
+        if not terms:
+            return None
+        acc = terms[0][1]
+        for _, y in terms[1:]:
+            acc = acc + y
+        if self.partial == 1:
+            return acc
+        by = None
+        for r, _ in terms:  # an edge with no active op is off: its bypassed channels are dropped too
+            rest = nodes[EDGES[r][1]][:, self.C // self.partial:]  # type: ignore[index]
+            if edge_weights is None:
+                by = rest if by is None else by + rest
+            else:
+                e = edge_weights[r].to(acc.dtype)
+                by = rest * e if by is None else torch.addcmul(by, e, rest)
+        return channel_shuffle(torch.cat([acc, by], dim=1), self.partial)
 
 
 class NB201Supernet(Supernet):
@@ -107,13 +137,17 @@ class NB201Supernet(Supernet):
     """
 
     def __init__(self, shape: DataShape, weighting: EdgeWeighting, ops: Sequence[str], C: int = 16, N: int = 5,
-                 track_running_stats: bool = False, alpha_init_std: float = 1e-3):
-        super().__init__({CELL: (len(EDGES), len(ops))}, weighting, alpha_init_std)
+                 track_running_stats: bool = False, alpha_init_std: float = 1e-3, partial_channels: int = 1,
+                 edge_normalization: bool = False):
+        groups = [[r for r, (node, _) in enumerate(EDGES) if node == n] for n in range(1, NODES)]
+        super().__init__({CELL: (len(EDGES), len(ops))}, weighting, alpha_init_std,
+                         edge_groups={CELL: groups} if edge_normalization else None)
+        self.partial_channels = partial_channels
         self.op_names = tuple(ops)
         #: ops that contribute exactly zero (and whose weight gets exactly zero gradient): never run
         self.zero_ops[CELL] = torch.tensor([op == "none" for op in ops], dtype=torch.bool).repeat(len(EDGES), 1)
         self.stem, self.cells, c_last = _skeleton(shape.channels, C, N,
-                                                  lambda c: SearchCell(ops, c, track_running_stats))
+                                                  lambda c: SearchCell(ops, c, track_running_stats, partial_channels))
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_last), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_last, shape.num_classes)
@@ -124,7 +158,8 @@ class NB201Supernet(Supernet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.mixing_weights()[CELL]
         active = self.active_ops({CELL: weights})[CELL]
+        edges = self.edge_weights().get(CELL)
         x = self.stem(x)
         for cell in self.cells:
-            x = cell(x, weights, active) if isinstance(cell, SearchCell) else cell(x)
+            x = cell(x, weights, active, edges) if isinstance(cell, SearchCell) else cell(x)
         return self.classifier(self.global_pooling(self.lastact(x)).flatten(1))

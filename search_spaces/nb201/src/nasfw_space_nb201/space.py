@@ -7,24 +7,38 @@ from math import prod
 from typing import Any
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from nasfw.components import Edge, EdgeWeighting, SearchSpace, StrictModel
 from nasfw.data import DataShape
 from nasfw.errors import GenotypeError
 from nasfw.genotype import Genotype
+from nasfw.presets import Cited, Recipe
 from nasfw_space_nb201.cells import CELL, EDGES, all_cells, from_string, make_genotype, ops_of, to_string
 from nasfw_space_nb201.network import NB201Network, NB201Supernet
 from nasfw_space_nb201.ops import NB201_OPS
 
 
 class NB201Config(StrictModel):
-    init_channels: int = Field(default=16, ge=1, description="C of the first stage (stages use C, 2C, 4C)")
-    cells_per_stage: int = Field(default=5, ge=1, description="N: cells in each of the three stages")
+    init_channels: int = Field(default=16, ge=1, le=4096, description="C of the first stage (stages use C, 2C, 4C)")
+    cells_per_stage: int = Field(default=5, ge=1, le=256, description="N: cells in each of the three stages")
     primitives: list[str] = Field(default_factory=lambda: list(NB201_OPS), min_length=1,
                                   description="candidate ops of every edge (a subset of the five NB201 ops)")
     track_running_stats: bool = Field(default=False, description="cell BN keeps running statistics in the supernet")
     alpha_init_std: float = Field(default=1e-3, ge=0, description="α ~ alpha_init_std · N(0, 1)")
+    partial_channels: int = Field(default=1, ge=1, description=(
+        "PC-DARTS' K: each edge's ops see 1/K of its input channels, the rest bypass them, then channel "
+        "shuffle (1 = the plain supernet)"))
+    edge_normalization: bool = Field(default=False, description=(
+        "PC-DARTS' edge normalisation: an architecture weight β per edge (arch tensor beta_cell), softmax over "
+        "each node's input edges (NB201 keeps every edge, so it only rescales them)"))
+
+    @model_validator(mode="after")
+    def _channels(self) -> NB201Config:
+        if self.init_channels % self.partial_channels:
+            raise ValueError(f"init_channels ({self.init_channels}) must be a multiple of partial_channels "
+                             f"({self.partial_channels})")
+        return self
 
     @field_validator("primitives")
     @classmethod
@@ -42,6 +56,20 @@ class NB201Space(SearchSpace):
 
     Config = NB201Config
     config: NB201Config
+    default_protocol = "nb201"
+    presets = {
+        "paper": Recipe(
+            source="NAS-Bench-201 (Dong & Yang, ICLR 2020) §3: the search supernet of its weight-sharing runs",
+            params={"init_channels": Cited(16, "D-X-Y/AutoDL-Projects@5d7ccd4 scripts-search/NAS-Bench-201-algos/"
+                                               "DARTS-V1.sh channel=16"),
+                    "cells_per_stage": Cited(5, "D-X-Y/AutoDL-Projects@5d7ccd4 scripts-search/NAS-Bench-201-algos/"
+                                                "DARTS-V1.sh num_cells=5"),
+                    "track_running_stats": Cited(False, "D-X-Y/AutoDL-Projects@5d7ccd4 scripts-search/"
+                                                        "NAS-Bench-201-algos/DARTS-V1.sh:2 example: BN=0")}),
+        "tiny": Recipe(source="nasfw: the smallest NB201 supernet",
+                       params={"init_channels": Cited(4, "CPU test size"),
+                               "cells_per_stage": Cited(1, "one cell per stage")}),
+    }
     name = "nb201"  # the registry sets the name users typed; this default serves direct construction
 
     @property
@@ -74,7 +102,8 @@ class NB201Space(SearchSpace):
     def build_supernet(self, shape: DataShape, weighting: EdgeWeighting) -> NB201Supernet:
         c = self.config
         return NB201Supernet(shape, weighting, c.primitives, C=c.init_channels, N=c.cells_per_stage,
-                             track_running_stats=c.track_running_stats, alpha_init_std=c.alpha_init_std)
+                             track_running_stats=c.track_running_stats, alpha_init_std=c.alpha_init_std,
+                             partial_channels=c.partial_channels, edge_normalization=c.edge_normalization)
 
     def build_network(self, genotype: Genotype, shape: DataShape, C: int | None = None, N: int | None = None,
                       **_: Any) -> NB201Network:

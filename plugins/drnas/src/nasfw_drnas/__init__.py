@@ -1,0 +1,1 @@
+"""DrNAS (Chen et al., ICLR 2021) for nasfw."""

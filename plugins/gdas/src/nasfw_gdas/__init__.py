@@ -1,0 +1,1 @@
+"""GDAS (Dong & Yang, CVPR 2019) for nasfw."""

@@ -1,0 +1,1 @@
+"""SDARTS-RS and SDARTS-ADV (Chen & Hsieh, ICML 2020) for nasfw."""
