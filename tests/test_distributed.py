@@ -152,4 +152,8 @@ def test_a_selector_that_is_not_distributed_runs_on_rank_0_alone(tmp_path):
     torchrun(2, *args, "--out", str(two))
     assert Genotype.load(two / "genotype.json") == Genotype.load(one / "genotype.json")
     s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one, two))
-    assert s2["saliency"]["scores"] == s1["saliency"]["scores"]
+    # the same scores up to float32 rounding (the processes' thread pools sum in another order)
+    for cell, rows in s1["saliency"]["scores"].items():
+        top = max(abs(v) for r in rows for v in r)
+        for r1, r2 in zip(rows, s2["saliency"]["scores"][cell], strict=True):
+            assert r2 == pytest.approx(r1, rel=1e-5, abs=1e-5 * top)

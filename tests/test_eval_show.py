@@ -202,7 +202,7 @@ def test_every_zoo_genotype_builds(name):
     # params do not depend on the input size (global pooling before the classifier): an 8x8 input keeps the
     # 36 entries' forward passes cheap
     out = _dry(name, "--set", "input_shape=[3,8,8]")
-    assert 1e6 < out["params"] < 6e6 and out["flops"] > 0
+    assert 1e6 < out["params"] < 1e7 and out["flops"] > 0  # sharpDARTS Max-W / SHARPER cells: 6-8.3 M
     published = _published_param_size(entry.notes)
     if published is not None:
         decimals = len(published.split(".")[1])

@@ -271,7 +271,7 @@ def _conv(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, m: nn.Con
     groups = m.groups * edges
     if m.kernel_size == (1, 1) and m.stride == (1, 1) and m.padding == (0, 0):
         return pointwise_conv2d(x, w, bias, groups)
-    if m.groups == m.in_channels == m.out_channels:
+    if m.groups == m.in_channels == m.out_channels and w.shape[0] == x.shape[1]:  # (1-channel: dense, stacked)
         y = depthwise_conv2d(x, w, m.stride, m.padding, m.dilation)
         return y if bias is None else y + bias.view(1, -1, 1, 1)
     return F.conv2d(x, w, bias, m.stride, m.padding, m.dilation, groups)

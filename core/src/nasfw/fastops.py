@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._C import _functorch
 
 
 def _plain_sequential(m: nn.Module) -> bool:
@@ -90,7 +91,9 @@ class AvgPool2d(nn.AvgPool2d):
 # ``x64:gemm:jit``). The rewrites below are the same convolution on a layout oneDNN runs fast.
 
 def _fast_cpu(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+    # not under torch.func transforms (vmap over ZARTS' scratch copies): they cannot change memory formats
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+            and not _functorch.is_functorch_wrapped_tensor(x))
 
 
 def _undilated_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:

@@ -387,6 +387,12 @@ class KitStrongest(Selector):
         return space.discretize(supernet.strengths())
 
 
+class KitUntrained(KitStrongest):
+    """Kit fixture: the same rule, declared training-free, to follow an optimizer that does not search."""
+
+    needs_search = False
+
+
 class KitDropOne(Shrinker):
     """Kit fixture: keeps the members of a finite space whose first edge does not use the space's 2nd op."""
 
@@ -435,6 +441,7 @@ class _KitPlugin:
     @hookimpl
     def nasfw_register_selectors(self, register: Any) -> None:
         register("kit-strongest", KitStrongest)
+        register("kit-untrained", KitUntrained)
 
     @hookimpl
     def nasfw_register_shrinkers(self, register: Any) -> None:
@@ -853,8 +860,11 @@ def check_optimizer(optimizer: Any, params: dict[str, Any] | None = None, *, spa
     """
     reg, name, params, who = _subject("optimizer", optimizer, params, registry)
     check_config("optimizer", name, params, reg)
+    params = {**_tiny_preset_params(reg, "optimizer", name, params), **params}
     ref = {"name": name, "params": params}
-    kw = dict(space=space, space_params=space_params, registry=reg, seed=seed, steps=steps)
+    trains = reg.create("optimizer", ref).trains
+    kw = dict(space=space, space_params=space_params, registry=reg, seed=seed, steps=steps,
+              selector="kit-strongest" if trains else "kit-untrained")
     with stage(optimizer=ref, **kw) as run:
         opt = run.optimizer
         _require(isinstance(opt, Optimizer), who, "must subclass nasfw.components.Optimizer")
@@ -903,6 +913,20 @@ def check_optimizer(optimizer: Any, params: dict[str, Any] | None = None, *, spa
                 _require(all(math.isclose(ma[k], mb[k], rel_tol=1e-5, abs_tol=1e-6) for k in ma), who,
                          f"resumed step metrics differ: {ma} vs {mb}")
     _run_whole(_stage_config(reg, optimizer=ref, **kw), reg, who)
+
+
+def _tiny_preset_params(reg: Registry, kind: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The component's own options in its ``tiny`` preset (the smallest settings at which it acts), so a
+    contract check of a few steps does not trip the component's refusals (e.g. an α update every 10 steps)."""
+    from nasfw.presets import _value
+
+    cls = reg.resolve(kind, name)[1]
+    config = RunConfig(**{kind: ComponentRef(name=name, params=params)})
+    try:
+        recipe = cls.preset("tiny", config)
+    except Exception:  # a preset that needs more of the run than this config has: use the given params
+        return {}
+    return {k: _value(v)[0] for k, v in (recipe.params.items() if recipe is not None else ()) if "." not in k}
 
 
 def _stage_config(reg: Registry, **kw: Any) -> RunConfig:

@@ -52,12 +52,14 @@ def test_sharp_space_with_sharpdarts_optimizer(tmp_path):
 
 def test_sharpdarts_optimizer_on_darts_space_with_warmup(tmp_path):
     out = tmp_path / "darts"
-    nasfw("run", "--space", "darts", "--optimizer", "sharpdarts", "--epochs", "1", "--out", str(out), *TINY_CELLS)
+    nasfw("run", "--space", "darts", "--optimizer", "sharpdarts", "--epochs", "24", "--out", str(out), *TINY_CELLS)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["components"]["optimizer"]["distribution"] == "nasfw-sharpdarts"
     assert Genotype.load(out / "genotype.json").space == "darts"
-    # one epoch inside the 5-epoch warm-up ramp: 1/6 of the way from 1e-4 to 0.025
-    assert epoch_lrs(out) == pytest.approx([1e-4 + (0.025 - 1e-4) / 6])
+    # the warm-up is the paper's 5 of 120 epochs, scaled: 1 of 24, a ramp over epochs 1-2, then annealing
+    lrs = epoch_lrs(out)
+    assert len(lrs) == 24 and lrs[:2] == pytest.approx([1e-4 + (0.025 - 1e-4) / 2, 0.025])
+    assert all(a > b for a, b in pairwise(lrs[1:])) and lrs[-1] == pytest.approx(1e-4)
 
 
 def test_hypercuboid_search_end_to_end(tmp_path):

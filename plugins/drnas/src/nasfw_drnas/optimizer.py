@@ -179,11 +179,6 @@ class DrNASOptimizer(DartsOptimizer):
         start, _, _, warm = self.stage_plan[self._stage_of(self.epoch)]
         return self.epoch - start >= warm
 
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Any]:
-        out = super().step(train_batch, val_batch)
-        self.alpha_updates += "val_loss_step" in out
-        return out
-
     # -- the Dirichlet forward -------------------------------------------------------------------
     def forward_weights(self, phase: str, batch: Batch) -> dict[str, torch.Tensor]:
         """A fresh pathwise draw per forward from this optimizer's own random stream (restored in checkpoints)."""

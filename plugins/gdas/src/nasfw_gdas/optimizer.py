@@ -140,9 +140,7 @@ class GDASOptimizer(DartsOptimizer):
                 for k, a in self.op_alphas()}
 
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Any]:
-        out = super().step(train_batch, val_batch)
-        if "val_loss_step" in out:
-            self.alpha_updates += 1
+        out = super().step(train_batch, val_batch)  # counts alpha_updates
         out["tau"] = self.tau
         return out
 

@@ -15,10 +15,10 @@ from pydantic import Field
 
 from nasfw.budget import Budget, Span, refuse
 from nasfw.config import ComponentRef
-from nasfw.data import Batch, SearchData
+from nasfw.data import SearchData
 from nasfw.supernet import Supernet
 from nasfw_darts.optimizer import DartsConfig, DartsOptimizer
-from nasfw_pc_darts.paper import recipe
+from nasfw_pc_darts.paper import recipe, tiny_recipe
 
 
 class PCDartsConfig(DartsConfig):
@@ -40,18 +40,22 @@ class PCDartsOptimizer(DartsOptimizer):
 
     @classmethod
     def preset(cls, name: str, config: Any) -> Any:
-        """``--preset paper``: the official CIFAR-10 protocol (see :mod:`nasfw_pc_darts.paper`)."""
+        """``--preset paper``: the official CIFAR-10 protocol (see :mod:`nasfw_pc_darts.paper`); ``tiny``: the
+        smallest partial-channel supernet on which α moves from the first step."""
+        if name == "tiny":
+            return tiny_recipe()
         return recipe(config.space.name) if name == "paper" else None
 
     def setup(self, supernet: Supernet, data: SearchData, epochs: int, steps_per_epoch: int) -> None:
         super().setup(supernet, data, epochs, steps_per_epoch)
         self.warmup = Budget(epochs, steps_per_epoch).epochs_of(self.config.warmup_epochs)
-        self.alpha_updates = 0
 
     def plan(self, budget: Budget) -> dict[str, Any]:
-        net = self.supernet
-        k = int(getattr(net, "partial_channels", 1))
-        if self.config.require_pc_supernet and k == 1 and not getattr(net, "edge_groups", None):
+        # plan() runs before setup (no supernet yet): read the options off the space that will build it
+        space_cfg = getattr(getattr(getattr(self, "run", None), "space", None), "config", None)
+        k = int(getattr(space_cfg, "partial_channels", 1))
+        edge_norm = bool(getattr(space_cfg, "edge_normalization", False))
+        if self.config.require_pc_supernet and k == 1 and not edge_norm:
             raise refuse("optimizer pc-darts", "the supernet has neither partial channels nor edge normalisation, "
                          "so this would be plain DARTS", "use --space darts-pc or nb201-pc, or set "
                          "space.partial_channels=4 and space.edge_normalization=true "
@@ -62,24 +66,10 @@ class PCDartsOptimizer(DartsOptimizer):
                          "epoch search for α updates", "use a shorter warm-up (e.g. 0.3 of the search) or more epochs")
         return {"weight_steps": budget.steps, "warmup_epochs": warm,
                 "alpha_updates": (budget.epochs - warm) * budget.steps_per_epoch, "partial_channels": k,
-                "edge_normalization": bool(getattr(net, "edge_groups", None))}
+                "edge_normalization": edge_norm}
 
     def activity(self) -> dict[str, Any]:
         return {"alpha_updates": self.alpha_updates}
 
     def _alpha_active(self) -> bool:
         return self.update_alpha and self.epoch >= self.warmup
-
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Any]:
-        out = super().step(train_batch, val_batch)
-        self.alpha_updates += "val_loss_step" in out
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "alpha_updates": self.alpha_updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state:
-            return
-        super().load_state_dict(state)
-        self.alpha_updates = state.get("alpha_updates", 0)

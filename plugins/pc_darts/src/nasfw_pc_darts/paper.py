@@ -47,3 +47,13 @@ def recipe(space: str) -> Any:
     return Recipe(source="yuhuixu1993/PC-DARTS@b74702f (PC-DARTS, ICLR 2020)",
                   params={k: Cited(v, s) for k, (v, s) in PARAMS.items()},
                   run={k: Cited(v, s) for k, (v, s) in run.items()})
+
+
+def tiny_recipe() -> Any:
+    """The ``tiny`` preset: K = 2 and edge normalisation (so the method's structure is there), no warm-up."""
+    from nasfw.presets import Cited, Recipe
+
+    return Recipe(source="nasfw: smallest acting PC-DARTS settings",
+                  params={"warmup_epochs": Cited(0, "α must move in a 1-epoch run")},
+                  run={"space.partial_channels": Cited(2, "the tiny supernets have 4 channels: K = 2 divides them"),
+                       "space.edge_normalization": Cited(True, "β per input edge, as the paper")})
