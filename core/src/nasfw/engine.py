@@ -696,6 +696,7 @@ def _search(run: Run) -> None:
             run.check_finite(ep, f"the end of epoch {epoch + 1}")
             run.epoch = epoch + 1
             run.timings["search_seconds"] = time.time() - t_start
+            eta.epoch_end()
             run.log({"kind": "epoch", "epoch": epoch + 1, **ep, "seconds": run.timings["search_seconds"]})
             weights = run.supernet.mixing_weights()
             run.alphas_log.write({"epoch": epoch + 1,
@@ -725,9 +726,18 @@ class _Eta:
         if self.said or self.done < min(self.MEASURE, self.total - (self.run.global_step - self.done)):
             return
         self.said = True
-        rate = (time.time() - self.start) / self.done
+        self._say("measured")
+
+    def epoch_end(self) -> None:
+        """Again at each epoch's end but the last, over every step so far: the rate now includes the
+        α updates (a zero-order update costs many weight steps and the first comes after the warm-up)."""
+        if self.said and self.run.global_step < self.total:
+            self._say(f"over {self.done} steps, α updates included")
+
+    def _say(self, how: str) -> None:
+        rate = (time.time() - self.start) / max(self.done, 1)
         left = max(self.total - self.run.global_step, 0) * rate
-        text = f"ETA: {rate:.2f} s/step measured; search {duration(left)} left"
+        text = f"ETA: {rate:.2f} s/step {how}; search {duration(left)} left"
         tuning = (self.run.plan.get("selector") or {}).get("tuning_steps")
         if isinstance(tuning, (int, float)) and tuning > 0:
             text += f", selection's {int(tuning)} tuning steps ~{duration(tuning * rate)} more"

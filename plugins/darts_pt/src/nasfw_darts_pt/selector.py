@@ -72,7 +72,8 @@ class PerturbConfig(StrictModel):
     zero_ops: bool = Field(default=False, description="also score ops whose output is exactly zero ('none'); "
                                                       "DARTS-PT's space has none of them")
     eval_split: Literal["val", "train"] = Field(default="val", description="split the perturbed supernet is scored on")
-    eval_batches: int | None = Field(default=None, ge=1, description="batches per evaluation (default: whole split)")
+    eval_batches: int | None = Field(default=2, ge=1, description="batches per evaluation (null: the whole split, "
+                                                                "as the paper, --preset paper)")
     bn_mode: Literal["train", "eval"] = Field(default="train", description="BN statistics during evaluations "
                                                                            "(published: train, i.e. batch stats)")
     cache_eval_batches: bool = Field(default=True, description="keep the evaluation batches on the device")

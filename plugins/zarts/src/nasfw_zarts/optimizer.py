@@ -86,10 +86,11 @@ class ZartsConfig(StrictModel):
     lr_schedule: ComponentRef = Field(default_factory=lambda: ComponentRef(name="cosine", params={"min_lr": 0.001}))
     warmup_epochs: Span = Field(default=0.2, description="weight-only warm-up before the first α update: a count of "
                                                          "epochs, or a fraction of the search (paper: 10 of 50 = 0.2)")
-    inner_steps: int = Field(default=10, ge=0, description="M: SGD steps on the scratch weights per sample")
+    inner_steps: int = Field(default=2, ge=0, description="M: SGD steps on the scratch weights per sample "
+                                                          "(paper: 10, --preset paper; see the README on cost)")
     update_every: Span | None = Field(
-        default=None, description="weight steps between α updates: a count of steps or a fraction of the search "
-                                  "(default: M steps, as ZARTS' iter_w sets both)")
+        default=10, description="weight steps between α updates: a count of steps or a fraction of the search "
+                                "(paper: 10; null: M steps, as ZARTS' iter_w sets both)")
     num_samples: int = Field(default=4, ge=1, description="N: sampled α perturbations per update")
     inner_lr: float = Field(default=0.001, ge=0, description="lr of the fresh inner SGD on the scratch weights")
     inner_momentum: float = Field(default=0.0, ge=0, lt=1)
