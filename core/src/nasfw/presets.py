@@ -60,6 +60,19 @@ class Recipe:
     run: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
 
+    @classmethod
+    def from_pairs(cls, source: str, params: Mapping[str, tuple[Any, str]],
+                   run: Mapping[str, tuple[Any, str]] | None = None, notes: str = "") -> Recipe:
+        """A recipe from ``{key: (value, source)}`` tables, the form a plugin can keep a paper's protocol in
+        (its registered preset then takes :func:`values` of the same table)."""
+        return cls(source=source, params={k: Cited(v, s) for k, (v, s) in params.items()},
+                   run={k: Cited(v, s) for k, (v, s) in (run or {}).items()}, notes=notes)
+
+
+def values(pairs: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
+    """The values of a ``{key: (value, source)}`` table."""
+    return {k: v for k, (v, _) in pairs.items()}
+
 
 @dataclass(frozen=True)
 class Applied:

@@ -132,7 +132,7 @@ def test_pc_darts_refuses_a_plain_supernet_and_warms_up_a_fraction(tmp_path):
     assert res.code == 2 and "darts-pc" in res.err and "Traceback" not in res.err
     with kit.stage(optimizer={"name": "pc-darts", "params": {"require_pc_supernet": False}},
                    registry=kit.toy_registry(), epochs=10, steps=1) as run:
-        assert run.optimizer.warmup == 3 and run.plan["optimizer"]["alpha_updates"] == 7  # 0.3 of 10 epochs
+        assert run.optimizer.warmup(10) == 3 and run.plan["optimizer"]["alpha_updates"] == 7  # 0.3 of 10 epochs
 
 
 def test_pc_darts_contract():

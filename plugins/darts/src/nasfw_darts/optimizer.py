@@ -73,12 +73,24 @@ class DartsOptimizer(Optimizer):
         """The warm-up in epochs of a search of ``epochs`` epochs."""
         return resolve(self.config.warmup_epochs, epochs)
 
-    def plan(self, budget: Budget) -> dict[str, Any]:
+    def checked_warmup(self, budget: Budget) -> int:
+        """The warm-up in epochs of a search of ``budget``; refused (one line) when it leaves no α update."""
         warm = self.warmup(budget.epochs)
         if warm >= budget.epochs:
             raise refuse("optimizer.warmup_epochs", f"a warm-up of {warm} epochs leaves no α update in a "
                          f"{budget.epochs}-epoch search", "give a fraction of the run (e.g. 0.2) or a smaller count, "
                          "or more --epochs")
+        return warm
+
+    def seeded_generator(self, salt: int) -> torch.Generator:
+        """A generator on α's device, seeded from the run's seed and a per-method ``salt`` (sampling methods:
+        the draws are part of the checkpointed state)."""
+        device = next(iter(self.supernet.arch_parameters().values())).device
+        seed = (self.ctx.seed if self.ctx is not None else 0) * 1_000_003 + salt
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def plan(self, budget: Budget) -> dict[str, Any]:
+        warm = self.checked_warmup(budget)
         updates = (budget.epochs - warm) * budget.steps_per_epoch
         per_update = 4 if self.config.unrolled else 1  # F+B passes: val (1st order); +virtual step, w± (2nd)
         out = {"warmup_epochs": warm, "alpha_updates": updates, "forward_backward": updates * per_update + budget.steps}

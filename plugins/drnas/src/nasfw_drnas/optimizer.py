@@ -87,14 +87,10 @@ class DrNASOptimizer(DartsOptimizer):
     def setup(self, supernet: Supernet, data: SearchData, epochs: int, steps_per_epoch: int) -> None:
         super().setup(supernet, data, epochs, steps_per_epoch)
         budget = Budget(epochs, steps_per_epoch)
-        self.warmup = budget.epochs_of(self.config.warmup_epochs)
         self.progressive = self._is_progressive()
-        self.stage_plan = self._stages(budget) if self.progressive else [(0, epochs, None, self.warmup)]
+        self.stage_plan = self._stages(budget) if self.progressive else [(0, epochs, None, self.warmup(epochs))]
         self.stages_pruned = 0
-        device = next(iter(supernet.arch_parameters().values())).device
-        seed = (self.ctx.seed if self.ctx is not None else 0) * 1_000_003 + 0xD12A
-        self.gen = torch.Generator(device=device).manual_seed(seed)
-        self.alpha_updates = 0
+        self.gen = self.seeded_generator(0xD12A)
 
     # -- schedule --------------------------------------------------------------------------
     def _is_progressive(self) -> bool:

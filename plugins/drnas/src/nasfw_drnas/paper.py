@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nasfw.presets import Recipe, values
+
 #: optimizer option -> (value, source), NB201 (plain)
 PARAMS: dict[str, tuple[Any, str]] = {
     "w_lr": (0.025, "201: --learning_rate 0.025"),
@@ -54,17 +56,11 @@ RUN: dict[str, dict[str, tuple[Any, str]]] = {
 
 def preset_params() -> dict[str, Any]:
     """The optimizer options of the paper's NB201 protocol (the registered ``drnas-paper`` preset)."""
-    return {k: v for k, (v, _) in PARAMS.items()}
+    return values(PARAMS)
 
 
-def recipe(space: str) -> Any:
-    """The ``--preset paper`` recipe when nasfw has presets (``nasfw.presets``), else None."""
-    try:
-        from nasfw.presets import Cited, Recipe
-    except ImportError:
-        return None
+def recipe(space: str) -> Recipe:
+    """The ``--preset paper`` recipe."""
     family = "nb201" if space.startswith("nb201") else "darts"
     params = PARAMS if family == "nb201" else {**PARAMS, **DARTS_PARAMS}
-    return Recipe(source="xiangning-chen/DrNAS@f2caa4d (DrNAS, ICLR 2021)",
-                  params={k: Cited(v, s) for k, (v, s) in params.items()},
-                  run={k: Cited(v, s) for k, (v, s) in RUN[family].items()})
+    return Recipe.from_pairs("xiangning-chen/DrNAS@f2caa4d (DrNAS, ICLR 2021)", params, RUN[family])

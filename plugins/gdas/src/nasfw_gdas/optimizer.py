@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from pydantic import Field, model_validator
 
-from nasfw.budget import Budget, Span, refuse
+from nasfw.budget import Budget, Span
 from nasfw.data import Batch, SearchData
 from nasfw.errors import GenotypeError, NasfwError
 from nasfw.supernet import Supernet
@@ -95,12 +95,9 @@ class GDASOptimizer(DartsOptimizer):
         super().setup(supernet, data, epochs, steps_per_epoch)
         c = self.config
         budget = Budget(epochs, steps_per_epoch)
-        self.warmup = budget.epochs_of(c.warmup_epochs)
         self.anneal = budget.epochs_of(c.tau_anneal)
         self.tau = tau_at(0, c.tau_max, c.tau_min, self.anneal)
-        device = next(iter(supernet.arch_parameters().values())).device
-        seed = (self.ctx.seed if self.ctx is not None else 0) * 1_000_003 + 0x6DA5
-        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.gen = self.seeded_generator(0x6DA5)
         self.alpha_updates = 0
         self.samples = 0
 
@@ -111,10 +108,7 @@ class GDASOptimizer(DartsOptimizer):
 
     def plan(self, budget: Budget) -> dict[str, Any]:
         c = self.config
-        warm = budget.epochs_of(c.warmup_epochs)
-        if warm >= budget.epochs:
-            raise refuse("optimizer.warmup_epochs", f"a warm-up of {warm} epochs leaves none of the {budget.epochs}-"
-                         "epoch search for α updates", "use a shorter warm-up (e.g. 0.2 of the search) or more epochs")
+        warm = self.checked_warmup(budget)
         anneal = budget.epochs_of(c.tau_anneal)
         last = tau_at(budget.epochs - 1, c.tau_max, c.tau_min, anneal)
         return {"weight_steps": budget.steps, "alpha_updates": (budget.epochs - warm) * budget.steps_per_epoch,
@@ -128,9 +122,6 @@ class GDASOptimizer(DartsOptimizer):
         super().epoch_start(epoch)
         c = self.config
         self.tau = tau_at(epoch, c.tau_max, c.tau_min, self.anneal)
-
-    def _alpha_active(self) -> bool:
-        return self.update_alpha and self.epoch >= self.warmup
 
     # -- the sampled forward ----------------------------------------------------------------
     def forward_weights(self, phase: str, batch: Batch) -> dict[str, torch.Tensor]:

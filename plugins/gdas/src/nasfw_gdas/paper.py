@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nasfw.presets import Recipe, values
+
 #: optimizer option -> (value, source)
 PARAMS: dict[str, tuple[Any, str]] = {
     "w_lr": (0.025, "GDAS.config / NASNet.config: LR 0.025"),
@@ -46,16 +48,10 @@ RUN: dict[str, dict[str, tuple[Any, str]]] = {
 
 def preset_params() -> dict[str, Any]:
     """The optimizer options of the paper's protocol (the registered ``gdas-paper`` preset)."""
-    return {k: v for k, (v, _) in PARAMS.items()}
+    return values(PARAMS)
 
 
-def recipe(space: str) -> Any:
-    """The ``--preset paper`` recipe when nasfw has presets (``nasfw.presets``), else None."""
-    try:
-        from nasfw.presets import Cited, Recipe
-    except ImportError:
-        return None
+def recipe(space: str) -> Recipe:
+    """The ``--preset paper`` recipe."""
     family = "nb201" if space.startswith("nb201") else "darts"
-    return Recipe(source="D-X-Y/AutoDL-Projects@f46486e (GDAS, CVPR 2019)",
-                  params={k: Cited(v, s) for k, (v, s) in PARAMS.items()},
-                  run={k: Cited(v, s) for k, (v, s) in RUN[family].items()})
+    return Recipe.from_pairs("D-X-Y/AutoDL-Projects@f46486e (GDAS, CVPR 2019)", PARAMS, RUN[family])

@@ -48,7 +48,6 @@ class PCDartsOptimizer(DartsOptimizer):
 
     def setup(self, supernet: Supernet, data: SearchData, epochs: int, steps_per_epoch: int) -> None:
         super().setup(supernet, data, epochs, steps_per_epoch)
-        self.warmup = Budget(epochs, steps_per_epoch).epochs_of(self.config.warmup_epochs)
 
     def plan(self, budget: Budget) -> dict[str, Any]:
         # plan() runs before setup (no supernet yet): read the options off the space that will build it
@@ -60,16 +59,10 @@ class PCDartsOptimizer(DartsOptimizer):
                          "so this would be plain DARTS", "use --space darts-pc or nb201-pc, or set "
                          "space.partial_channels=4 and space.edge_normalization=true "
                          "(or optimizer.require_pc_supernet=false)")
-        warm = budget.epochs_of(self.config.warmup_epochs)
-        if warm >= budget.epochs:
-            raise refuse("optimizer.warmup_epochs", f"a warm-up of {warm} epochs leaves none of the {budget.epochs}-"
-                         "epoch search for α updates", "use a shorter warm-up (e.g. 0.3 of the search) or more epochs")
+        warm = self.checked_warmup(budget)
         return {"weight_steps": budget.steps, "warmup_epochs": warm,
                 "alpha_updates": (budget.epochs - warm) * budget.steps_per_epoch, "partial_channels": k,
                 "edge_normalization": edge_norm}
 
     def activity(self) -> dict[str, Any]:
         return {"alpha_updates": self.alpha_updates}
-
-    def _alpha_active(self) -> bool:
-        return self.update_alpha and self.epoch >= self.warmup

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nasfw.presets import Cited, Recipe, values
+
 #: optimizer option -> (value, source)
 PARAMS: dict[str, tuple[Any, str]] = {
     "w_lr": (0.1, "search: --learning_rate 0.1"),
@@ -34,25 +36,17 @@ RUN: dict[str, tuple[Any, str]] = {
 
 def preset_params() -> dict[str, Any]:
     """The optimizer options of the paper's protocol (the registered ``pc-darts-paper`` preset)."""
-    return {k: v for k, (v, _) in PARAMS.items()}
+    return values(PARAMS)
 
 
-def recipe(space: str) -> Any:
-    """The ``--preset paper`` recipe when nasfw has presets (``nasfw.presets``), else None."""
-    try:
-        from nasfw.presets import Cited, Recipe
-    except ImportError:
-        return None
+def recipe(space: str) -> Recipe:
+    """The ``--preset paper`` recipe."""
     run = {k: v for k, v in RUN.items() if not (space.startswith("nb201") and k == "space.layers")}
-    return Recipe(source="yuhuixu1993/PC-DARTS@b74702f (PC-DARTS, ICLR 2020)",
-                  params={k: Cited(v, s) for k, (v, s) in PARAMS.items()},
-                  run={k: Cited(v, s) for k, (v, s) in run.items()})
+    return Recipe.from_pairs("yuhuixu1993/PC-DARTS@b74702f (PC-DARTS, ICLR 2020)", PARAMS, run)
 
 
-def tiny_recipe() -> Any:
+def tiny_recipe() -> Recipe:
     """The ``tiny`` preset: K = 2 and edge normalisation (so the method's structure is there), no warm-up."""
-    from nasfw.presets import Cited, Recipe
-
     return Recipe(source="nasfw: smallest acting PC-DARTS settings",
                   params={"warmup_epochs": Cited(0, "α must move in a 1-epoch run")},
                   run={"space.partial_channels": Cited(2, "the tiny supernets have 4 channels: K = 2 divides them"),

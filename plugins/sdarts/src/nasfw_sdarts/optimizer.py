@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from nasfw.budget import Budget, Span, refuse
+from nasfw.budget import Budget, Span
 from nasfw.data import Batch, SearchData
 from nasfw.supernet import Supernet
 from nasfw_darts.optimizer import DartsConfig, DartsOptimizer
@@ -66,20 +66,14 @@ class SDARTSOptimizer(DartsOptimizer):
         super().setup(supernet, data, epochs, steps_per_epoch)
         c = self.config
         budget = Budget(epochs, steps_per_epoch)
-        self.warmup = budget.epochs_of(c.warmup_epochs)
         self.ramp = budget.epochs_of(c.epsilon_ramp)
         self.epsilon = epsilon_at(0, c.epsilon_min, c.epsilon_max, self.ramp)
-        device = next(iter(supernet.arch_parameters().values())).device
-        seed = (self.ctx.seed if self.ctx is not None else 0) * 1_000_003 + 0x5DA7
-        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.gen = self.seeded_generator(0x5DA7)
         self.counts: dict[str, float] = {"alpha_updates": 0, "perturbed_steps": 0, "epsilon_sum": 0.0}
 
     def plan(self, budget: Budget) -> dict[str, Any]:
         c = self.config
-        warm = budget.epochs_of(c.warmup_epochs)
-        if warm >= budget.epochs:
-            raise refuse("optimizer.warmup_epochs", f"a warm-up of {warm} epochs leaves none of the {budget.epochs}-"
-                         "epoch search for α updates", "use a shorter warm-up (e.g. 0.2 of the search) or more epochs")
+        warm = self.checked_warmup(budget)
         ramp = budget.epochs_of(c.epsilon_ramp)
         eps = [epsilon_at(e, c.epsilon_min, c.epsilon_max, ramp) for e in (0, budget.epochs - 1)]
         return {"weight_steps": budget.steps, "alpha_updates": (budget.epochs - warm) * budget.steps_per_epoch,
@@ -99,9 +93,6 @@ class SDARTSOptimizer(DartsOptimizer):
         super().epoch_start(epoch)
         c = self.config
         self.epsilon = epsilon_at(epoch, c.epsilon_min, c.epsilon_max, self.ramp)
-
-    def _alpha_active(self) -> bool:
-        return self.update_alpha and self.epoch >= self.warmup
 
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Any]:
         out = super().step(train_batch, val_batch)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nasfw.presets import Recipe, values
+
 #: optimizer option -> (value, source), both variants
 PARAMS: dict[str, tuple[Any, str]] = {
     "w_lr": (0.025, "cnn/nb201: --learning_rate 0.025"),
@@ -58,17 +60,11 @@ def _family(space: str) -> str:
 def preset_params(adversarial: bool, space: str = "darts") -> dict[str, Any]:
     """The optimizer options of the paper's protocol (the registered ``-paper`` presets: DARTS-space ramp)."""
     params = {**PARAMS, **(ADV_PARAMS if adversarial else {}), "epsilon_ramp": RAMP[_family(space)]}
-    return {k: v for k, (v, _) in params.items()}
+    return values(params)
 
 
-def recipe(space: str, adversarial: bool) -> Any:
-    """The ``--preset paper`` recipe when nasfw has presets (``nasfw.presets``), else None."""
-    try:
-        from nasfw.presets import Cited, Recipe
-    except ImportError:
-        return None
+def recipe(space: str, adversarial: bool) -> Recipe:
+    """The ``--preset paper`` recipe."""
     family = _family(space)
     params = {**PARAMS, **(ADV_PARAMS if adversarial else {}), "epsilon_ramp": RAMP[family]}
-    return Recipe(source="xiangning-chen/SmoothDARTS@d3dbfed (SDARTS, ICML 2020)",
-                  params={k: Cited(v, s) for k, (v, s) in params.items()},
-                  run={k: Cited(v, s) for k, (v, s) in RUN[family].items()})
+    return Recipe.from_pairs("xiangning-chen/SmoothDARTS@d3dbfed (SDARTS, ICML 2020)", params, RUN[family])
