@@ -1203,9 +1203,23 @@ def run_cli(*args: str) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+#: perturb (DARTS-PT) at its smallest: one tuning step per round, one evaluation batch
+PERTURB_TINY = ("--set", "selector.tune_epochs=1", "--set", "selector.tune_steps=1",
+                "--set", "selector.eval_batches=1")
+
+
+def run_summary(out_dir: str | Path, *args: str) -> dict[str, Any]:
+    """``nasfw run ARGS --out OUT_DIR``; fails with the run's stderr unless it exits 0; returns summary.json."""
+    res = run_cli("run", *args, "--out", str(out_dir))
+    if res.code != 0:
+        raise AssertionError(f"nasfw run exited {res.code}: {res.err}")
+    return json.loads((Path(out_dir) / "summary.json").read_text())
+
+
 from nasfw.testing_acts import ActsCase, ActsError, acts_config, acts_matrix, check_acts  # noqa: E402
 
 __all__ = [
+    "PERTURB_TINY",
     "SUBJECT",
     "TOY_SHAPE",
     "ActsCase",
@@ -1233,6 +1247,7 @@ __all__ = [
     "check_shrinker",
     "check_zoo_entry",
     "run_cli",
+    "run_summary",
     "stage",
     "toy_accuracy",
     "toy_registry",

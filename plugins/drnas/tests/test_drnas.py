@@ -104,12 +104,8 @@ def test_unrolled_is_refused():
 @pytest.mark.parametrize("selector", ["magnitude", "perturb"])
 def test_drnas_end_to_end_on_nb201(tmp_path, selector):
     out = tmp_path / selector
-    extra = (["--set", "selector.tune_epochs=1", "--set", "selector.tune_steps=1", "--set", "selector.eval_batches=1"]
-             if selector == "perturb" else [])
-    res = kit.run_cli("run", *NB201_TINY, "--optimizer", "drnas", "--selector", selector, "--epochs", "2",
-                      "--out", str(out), *extra)
-    assert res.code == 0, res.err
-    summary = json.loads((out / "summary.json").read_text())
+    extra = kit.PERTURB_TINY if selector == "perturb" else ()
+    summary = kit.run_summary(out, *NB201_TINY, "--optimizer", "drnas", "--selector", selector, "--epochs", "2", *extra)
     act = summary["activity"]["optimizer"]
     assert act["alpha_updates"] >= 4 and act["alpha_abs_change"]["cell"] > 0
     assert summary["components"]["edge_weighting"]["name"] == "dirichlet-mean"

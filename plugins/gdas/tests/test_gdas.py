@@ -135,12 +135,8 @@ def test_warmup_longer_than_search_is_refused_before_work(tmp_path):
 @pytest.mark.parametrize("selector", ["magnitude", "perturb"])
 def test_gdas_end_to_end_on_nb201(tmp_path, selector):
     out = tmp_path / selector
-    extra = (["--set", "selector.tune_epochs=1", "--set", "selector.tune_steps=1", "--set", "selector.eval_batches=1"]
-             if selector == "perturb" else [])
-    res = kit.run_cli("run", *NB201_TINY, "--optimizer", "gdas", "--selector", selector, "--epochs", "2",
-                      "--out", str(out), *extra)
-    assert res.code == 0, res.err
-    summary = json.loads((out / "summary.json").read_text())
+    extra = kit.PERTURB_TINY if selector == "perturb" else ()
+    summary = kit.run_summary(out, *NB201_TINY, "--optimizer", "gdas", "--selector", selector, "--epochs", "2", *extra)
     act = summary["activity"]["optimizer"]
     # 2 epochs x 2 steps of search; perturb's tuning steps (α updated) come on top: 5 rounds x 1 step
     assert act["alpha_updates"] == (4 if selector == "magnitude" else 9) and act["alpha_abs_change"]["cell"] > 0

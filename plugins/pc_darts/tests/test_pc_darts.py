@@ -3,8 +3,6 @@ normalisation in the forward and in the edge choice, the optimizer's warm-up and
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -142,12 +140,9 @@ def test_pc_darts_contract():
 @pytest.mark.parametrize("selector", ["magnitude", "perturb"])
 def test_pc_darts_end_to_end_on_nb201(tmp_path, selector):
     out = tmp_path / selector
-    extra = (["--set", "selector.tune_epochs=1", "--set", "selector.tune_steps=1", "--set", "selector.eval_batches=1"]
-             if selector == "perturb" else [])
-    res = kit.run_cli("run", *NB201_TINY, "--optimizer", "pc-darts", "--selector", selector, "--epochs", "2",
-                      "--out", str(out), *extra)
-    assert res.code == 0, res.err
-    summary = json.loads((out / "summary.json").read_text())
+    extra = kit.PERTURB_TINY if selector == "perturb" else ()
+    summary = kit.run_summary(out, *NB201_TINY, "--optimizer", "pc-darts", "--selector", selector, "--epochs", "2",
+                              *extra)
     act = summary["activity"]["optimizer"]
     change = act["alpha_abs_change"]
     assert act["alpha_updates"] >= 2 and change["cell"] > 0 and change["beta_cell"] > 0  # α and β both move
