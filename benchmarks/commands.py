@@ -32,13 +32,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def readme_commands(readme: Path = ROOT / "README.md") -> list[tuple[str, str]]:
-    """``(command, comment)`` for each line of the code block under '## Common commands'."""
+    """``(command, comment)`` for the README's headline command and install-and-run command (the indented
+    ``nasfw ...`` lines before '## Common commands'), then each line of the code block under that heading."""
     text = readme.read_text()
+    intro = text.split("## Common commands", 1)[0]
+    head = []
+    for line in intro.splitlines():
+        cmd = line.strip().rpartition("&& ")[2] if line.startswith("    ") else ""
+        if cmd.startswith("nasfw ") and (cmd, "README intro") not in head:
+            head.append((cmd, "README intro"))
     section = text.split("## Common commands", 1)[1]
     block = re.search(r"```\n(.*?)```", section, re.S)
     if block is None:
         raise SystemExit("README.md: no code block under '## Common commands'")
-    out = []
+    out = list(head)
     for line in block.group(1).splitlines():
         cmd, _, comment = line.partition("#")
         if cmd.strip():
@@ -71,9 +78,9 @@ def run_one(cmd: str, out_root: Path, index: int, run_dir: Path | None, data: st
     row: dict[str, Any] = {"command": cmd}
     if "DATA" in args and data is None:
         return {**row, "status": "skipped (needs --data DIR)"}
-    if "RUN_DIR" in args and run_dir is None:
+    if any("RUN_DIR" in a for a in args) and run_dir is None:
         return {**row, "status": "skipped (no finished run yet)"}
-    args = [data if a == "DATA" else str(run_dir) if a == "RUN_DIR" else a for a in args]
+    args = [data if a == "DATA" else a.replace("RUN_DIR", str(run_dir)) if "RUN_DIR" in a else a for a in args]
     out = None
     if args[:2] == ["nasfw", "run"]:
         out = out_root / f"run{index}"
