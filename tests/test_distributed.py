@@ -112,8 +112,9 @@ def test_one_process_checkpoint_resumes_under_two_processes(reference, tmp_path)
 def test_two_process_zarts_with_perturb_selection_matches_one_process(tmp_path):
     """Zero-order α steps (shared perturbations, averaged losses) and DARTS-PT decisions across 2 ranks."""
     args = ["run", "--epochs", "1", *TINY, "--space", "s2", "--optimizer", "zarts-mgs", "--selector", "perturb",
-            "--set", "optimizer.warmup_epochs=0", "--set", "optimizer.inner_steps=1", "--set",
-            "optimizer.num_samples=2", "--set", "optimizer.inner_batch_size=16", "--set", "selector.tune_epochs=0",
+            "--set", "optimizer.warmup_epochs=0", "--set", "optimizer.inner_steps=1",
+            "--set", "optimizer.update_every=1", "--set", "optimizer.num_samples=2",
+            "--set", "optimizer.inner_batch_size=16", "--set", "selector.tune_epochs=0",
             "--set", "selector.tune_epochs_after_last=1", "--set", "selector.tune_steps=1",
             "--set", "selector.update_alpha=false", "--set", "selector.eval_batches=1"]
     one, two = tmp_path / "one", tmp_path / "two"

@@ -186,7 +186,7 @@ def test_example_run_darts_magnitude(tmp_path: Path) -> None:
 def test_example_run_zarts_mgs_sample_best(tmp_path: Path) -> None:
     _need("optimizer", "zarts-mgs", "nasfw-zarts")
     _run("run", "--space", "mbv2-tiny", "--optimizer", "zarts-mgs", "--selector", "sample-best",
-         "--out", str(tmp_path), *TINY_RUN, *FAST_SELECT)
+         "--out", str(tmp_path), *TINY_RUN, *FAST_SELECT, "--set", "optimizer.update_every=1")
     g = Genotype.load(tmp_path / "genotype.json")
     assert get_registry().create("search_space", {"name": "mbv2-tiny"}).contains(g)
 
