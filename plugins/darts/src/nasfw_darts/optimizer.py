@@ -83,11 +83,12 @@ class DartsOptimizer(Optimizer):
         return warm
 
     def seeded_generator(self, salt: int) -> torch.Generator:
-        """A generator on α's device, seeded from the run's seed and a per-method ``salt`` (sampling methods:
-        the draws are part of the checkpointed state)."""
+        """``self.gen``: a generator on α's device, seeded from the run's seed and a per-method ``salt``, for
+        sampling methods; its state goes into this optimizer's checkpoints (``state_dict``)."""
         device = next(iter(self.supernet.arch_parameters().values())).device
         seed = (self.ctx.seed if self.ctx is not None else 0) * 1_000_003 + salt
-        return torch.Generator(device=device).manual_seed(seed)
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        return self.gen
 
     def plan(self, budget: Budget) -> dict[str, Any]:
         warm = self.checked_warmup(budget)
@@ -275,8 +276,11 @@ class DartsOptimizer(Optimizer):
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch": self.epoch,
-                "update_alpha": self.update_alpha, "tuning_lr": self.tuning_lr, "alpha_updates": self.alpha_updates}
+        out = {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch": self.epoch,
+               "update_alpha": self.update_alpha, "tuning_lr": self.tuning_lr, "alpha_updates": self.alpha_updates}
+        if getattr(self, "gen", None) is not None:
+            out["gen"] = self.gen.get_state()
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
@@ -289,3 +293,5 @@ class DartsOptimizer(Optimizer):
         self.epoch = state["epoch"]
         self.update_alpha = state.get("update_alpha", True)
         self.alpha_updates = state.get("alpha_updates", 0)
+        if getattr(self, "gen", None) is not None and "gen" in state:
+            self.gen.set_state(state["gen"])

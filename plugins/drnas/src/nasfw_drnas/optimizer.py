@@ -90,7 +90,7 @@ class DrNASOptimizer(DartsOptimizer):
         self.progressive = self._is_progressive()
         self.stage_plan = self._stages(budget) if self.progressive else [(0, epochs, None, self.warmup(epochs))]
         self.stages_pruned = 0
-        self.gen = self.seeded_generator(0xD12A)
+        self.seeded_generator(0xD12A)
 
     # -- schedule --------------------------------------------------------------------------
     def _is_progressive(self) -> bool:
@@ -194,13 +194,10 @@ class DrNASOptimizer(DartsOptimizer):
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "gen": self.gen.get_state(), "alpha_updates": self.alpha_updates,
-                "stages_pruned": self.stages_pruned}
+        return {**super().state_dict(), "stages_pruned": self.stages_pruned}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
         super().load_state_dict(state)
-        self.gen.set_state(state["gen"])
-        self.alpha_updates = state.get("alpha_updates", 0)
         self.stages_pruned = state.get("stages_pruned", 0)  # the masks themselves are the supernet's buffers

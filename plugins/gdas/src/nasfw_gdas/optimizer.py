@@ -97,7 +97,7 @@ class GDASOptimizer(DartsOptimizer):
         budget = Budget(epochs, steps_per_epoch)
         self.anneal = budget.epochs_of(c.tau_anneal)
         self.tau = tau_at(0, c.tau_max, c.tau_min, self.anneal)
-        self.gen = self.seeded_generator(0x6DA5)
+        self.seeded_generator(0x6DA5)
         self.alpha_updates = 0
         self.samples = 0
 
@@ -152,14 +152,11 @@ class GDASOptimizer(DartsOptimizer):
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "gen": self.gen.get_state(), "alpha_updates": self.alpha_updates,
-                "samples": self.samples}
+        return {**super().state_dict(), "samples": self.samples}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
         super().load_state_dict(state)
-        self.gen.set_state(state["gen"])
-        self.alpha_updates = state.get("alpha_updates", 0)
         self.samples = state.get("samples", 0)
         self.tau = tau_at(self.epoch, self.config.tau_max, self.config.tau_min, self.anneal)

@@ -68,8 +68,8 @@ class SDARTSOptimizer(DartsOptimizer):
         budget = Budget(epochs, steps_per_epoch)
         self.ramp = budget.epochs_of(c.epsilon_ramp)
         self.epsilon = epsilon_at(0, c.epsilon_min, c.epsilon_max, self.ramp)
-        self.gen = self.seeded_generator(0x5DA7)
-        self.counts: dict[str, float] = {"alpha_updates": 0, "perturbed_steps": 0, "epsilon_sum": 0.0}
+        self.seeded_generator(0x5DA7)
+        self.counts: dict[str, float] = {"perturbed_steps": 0, "epsilon_sum": 0.0}
 
     def plan(self, budget: Budget) -> dict[str, Any]:
         c = self.config
@@ -85,7 +85,7 @@ class SDARTSOptimizer(DartsOptimizer):
 
     def activity(self) -> dict[str, Any]:
         n = self.counts["perturbed_steps"]
-        return {"alpha_updates": int(self.counts["alpha_updates"]), "perturbed_steps": int(n),
+        return {"alpha_updates": self.alpha_updates, "perturbed_steps": int(n),
                 "mean_epsilon": self.counts["epsilon_sum"] / n if n else None}
 
     # -- schedule --------------------------------------------------------------------------
@@ -95,8 +95,7 @@ class SDARTSOptimizer(DartsOptimizer):
         self.epsilon = epsilon_at(epoch, c.epsilon_min, c.epsilon_max, self.ramp)
 
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Any]:
-        out = super().step(train_batch, val_batch)
-        self.counts["alpha_updates"] += "val_loss_step" in out
+        out = super().step(train_batch, val_batch)  # counts alpha_updates
         out["epsilon"] = self.epsilon
         return out
 
@@ -127,13 +126,12 @@ class SDARTSOptimizer(DartsOptimizer):
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "gen": self.gen.get_state(), "counts": dict(self.counts)}
+        return {**super().state_dict(), "counts": dict(self.counts)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
         super().load_state_dict(state)
-        self.gen.set_state(state["gen"])
         self.counts.update(state.get("counts", {}))
         self.epsilon = epsilon_at(self.epoch, self.config.epsilon_min, self.config.epsilon_max, self.ramp)
 
