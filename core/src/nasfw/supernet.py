@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from nasfw.components import EdgeWeighting
+from nasfw.widening import PartialChannelCell, Widening
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -145,6 +146,26 @@ class Supernet(nn.Module):
         """The sub-modules ``performance.compile`` hands to ``torch.compile``, each on its own. Default: the
         whole supernet; cell supernets return their cells (a whole DARTS supernet takes too long to compile)."""
         return [self]
+
+    @property
+    def partial_channels(self) -> int:
+        """K of the partial channel connections now (1: none); the widest cell's if the cells differ."""
+        return min((c.partial for c in self.partial_cells()), default=1)
+
+    def partial_cells(self) -> list[PartialChannelCell]:
+        """The cells with partial channel connections that :meth:`set_partial_channels` can widen."""
+        return [m for m in self.modules() if isinstance(m, PartialChannelCell)]
+
+    def set_partial_channels(self, k: int, generator: torch.Generator | None = None) -> Widening:
+        """Widen every partial-channel cell to K = ``k`` in place (:mod:`nasfw.widening`); the caller remaps
+        its weight optimizer with the returned mapping (:func:`nasfw.widening.remap_optimizer`)."""
+        cells = self.partial_cells()
+        if not cells:
+            raise ValueError(f"{type(self).__name__} has no partial-channel cells to widen")
+        mapping: Widening = {}
+        for cell in cells:
+            mapping.update(cell.set_partial(k, generator))
+        return mapping
 
     def strengths(self) -> dict[str, torch.Tensor]:
         """What magnitude selection ranks: the weighting's strength, -inf where masked."""

@@ -140,3 +140,58 @@ def test_progressive_is_the_default_on_the_darts_space(tmp_path):
     act = json.loads((out / "summary.json").read_text())["activity"]["optimizer"]
     assert act["stages_pruned"] == 1 and act["ops_per_edge"] == {"normal": 4, "reduce": 4}
     assert act["alpha_updates"] == 4 and act["alpha_abs_change"]["normal"] > 0
+
+
+WIDEN_STAGES = [{"length": 0.5, "warmup": 0}, {"length": 0.5, "keep_ops": 4, "warmup": 0, "partial_channels": 1}]
+PC_DARTS = {"name": "darts", "params": {"layers": 2, "init_channels": 4, "partial_channels": 2}}
+
+
+def test_progressive_schedule_widens_partial_channels_between_stages(tmp_path):
+    """The official ks = [6, 4]: after pruning, the second stage runs the ops on more channels, still training."""
+    out = tmp_path / "wide"
+    summary = kit.run_summary(out, "--space", "darts", "--set", "space.layers=2", "--set", "space.init_channels=4",
+                              "--set", "space.partial_channels=2", "--optimizer", "drnas", "--epochs", "2", *FAST,
+                              "--set", f"optimizer.stages={json.dumps(WIDEN_STAGES)}")
+    act = summary["activity"]["optimizer"]
+    assert act["stages_pruned"] == 1 and act["partial_channels"] == 1 and act["alpha_updates"] == 4
+    assert any("partial channels K = 1" in s for s in summary["activity"]["plan"]["optimizer"]["stages"])
+
+
+def test_widening_resumes_exactly(tmp_path):
+    """A checkpoint written after the widening rebuilds the wide ops and the widened momentum: the resumed run's
+    next steps equal the uninterrupted run's."""
+    from nasfw.checkpoint import load_checkpoint
+    from nasfw.engine import _restore
+
+    ref = {"name": "drnas", "params": {"schedule": "progressive", "stages": WIDEN_STAGES}}
+    with kit.stage(space=PC_DARTS, optimizer=ref, epochs=2, steps=4, out_dir=tmp_path) as run_a:
+        opt = run_a.optimizer
+        n0 = sum(p.numel() for p in opt.weights)
+        opt.epoch_start(0)
+        kit.train_steps(run_a, 2)
+        run_a.epoch = 1
+        opt.epoch_start(1)
+        assert run_a.supernet.partial_channels == 1 and sum(p.numel() for p in opt.weights) > n0
+        assert {id(p) for p in opt.weights} == {id(p) for p in run_a.supernet.weight_parameters()}
+        kit.train_steps(run_a, 1)
+        run_a.checkpoint()
+        kit.train_steps(run_a, 2)
+        state_a = {k: v.detach().clone() for k, v in run_a.supernet.state_dict().items()}
+        ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    with kit.stage(space=PC_DARTS, optimizer=ref, epochs=2, steps=4) as run_b:
+        _restore(run_b, ckpt)
+        assert run_b.supernet.partial_channels == 1
+        run_b.optimizer.epoch_start(run_b.epoch)
+        kit.train_steps(run_b, 2)
+        state_b = run_b.supernet.state_dict()
+        assert state_a.keys() == state_b.keys()
+        for k, v in state_a.items():
+            assert torch.equal(v, state_b[k]), k
+
+
+def test_a_stage_that_narrows_partial_channels_is_refused():
+    bad = json.dumps([{"length": 0.5}, {"length": 0.5, "partial_channels": 4}])
+    res = kit.run_cli("run", "--space", "darts", "--set", "space.layers=2", "--set", "space.init_channels=4",
+                      "--set", "space.partial_channels=2", "--optimizer", "drnas", "--epochs", "2", *FAST,
+                      "--set", f"optimizer.stages={bad}")
+    assert res.code == 2 and "can only fall" in res.err and "Traceback" not in res.err

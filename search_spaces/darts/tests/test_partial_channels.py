@@ -182,3 +182,85 @@ def test_search_with_partial_channels_trains_beta(tmp_path, optimizer: str):
     last = json.loads((out / "alphas.jsonl").read_text().splitlines()[-1])["alphas"]
     beta = torch.tensor(last["beta_normal"])
     assert beta.shape == (14,) and float(beta.abs().max()) > 1e-3  # init 1e-3·N(0,1); Adam moved it
+
+
+# -- widening (DrNAS' progressive K 6 -> 4): nasfw.widening ---------------------------------------------------
+WIDEN = [("darts", {"layers": 3, "init_channels": 8, "partial_channels": 4}, 2),
+         ("darts", {"layers": 3, "init_channels": 4, "partial_channels": 2, "edge_normalization": True}, 1),
+         ("nb201", {"init_channels": 8, "cells_per_stage": 1, "partial_channels": 4}, 2)]
+
+
+@pytest.mark.parametrize(("space", "params", "k"), WIDEN, ids=["darts-4to2", "darts-2to1-beta", "nb201-4to2"])
+def test_widened_supernet_is_the_wider_supernet_with_the_trained_channels(space: str, params: dict, k: int):
+    """After ``set_partial_channels(k)`` the supernet computes what a supernet built at K = k computes with its
+    tensors (and what the official per-edge formulation computes); every old tensor is the top-left block of its
+    widened one, and a supernet built at the old K restores the width from the widened state dict."""
+    _, net = _build(space, **params)
+    before = {n: t.detach().clone() for n, t in net.state_dict().items()}
+    mapping = net.set_partial_channels(k, torch.Generator().manual_seed(3))
+    assert net.partial_channels == k and mapping
+    grown = 0
+    for name, t in net.state_dict().items():
+        old = before[name]
+        if name.endswith("partial_k"):
+            assert int(t) == k
+            continue
+        assert torch.equal(t[tuple(slice(0, s) for s in old.shape)], old), name
+        grown += t.shape != old.shape
+    assert grown > 0
+    wide = dict(params, partial_channels=k)
+    _, fresh = _build(space, **wide)
+    fresh.load_state_dict(net.state_dict())
+    _, narrow = _build(space, **params)
+    narrow.load_state_dict(net.state_dict())  # rebuilt at K = k by the load pre-hook
+    assert narrow.partial_channels == k
+    x = torch.randn(4, 3, 16, 16)
+    for m in (net, fresh, narrow):
+        m.eval()
+    with torch.no_grad():
+        ref = net(x)
+        assert torch.equal(fresh(x), ref) and torch.equal(narrow(x), ref)
+        if BASELINE.exists():
+            torch.testing.assert_close(_plain_copy()(net).eval()(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_widening_replicates_trained_channels_consistently_and_widens_momentum():
+    """A new channel of a sep conv copies one trained channel through the whole op (depthwise filter, pointwise
+    input, the BN after), and the SGD momentum of every widened parameter is widened by the same map."""
+    from nasfw.widening import remap_optimizer, widen_into
+    from nasfw_space_darts.ops import DilConv
+
+    torch.manual_seed(0)
+    old, new = DilConv(2, 2, 3, 1, 2, 2), DilConv(4, 4, 3, 1, 2, 2)
+    opt = torch.optim.SGD(old.parameters(), lr=0.1, momentum=0.9)
+    old(torch.randn(2, 2, 6, 6)).square().sum().backward()
+    opt.step()
+    mapping = widen_into(old, new, torch.Generator().manual_seed(0))
+    dw_old, pw_old, dw, pw = old[1].weight, old[2].weight, new[1].weight, new[2].weight
+    for c in (2, 3):  # the replicated channels: find the source of each and check it is the same everywhere
+        src = [j for j in range(2) if torch.equal(dw[c], dw_old[j])]
+        assert src, c
+        assert torch.equal(pw[:2, c], pw_old[:, src[0]])  # pointwise input channel c reads as channel src does
+    assert torch.equal(dw[:2], dw_old) and new[1].groups == 4
+    moms = {p: opt.state[p]["momentum_buffer"].clone() for p in old.parameters()}
+    remap_optimizer(opt, mapping)
+    assert [id(p) for p in opt.param_groups[0]["params"]] == [id(p) for p in new.parameters()]
+    for p_old, (p_new, fn) in mapping.items():
+        buf = opt.state[p_new]["momentum_buffer"]
+        assert p_old not in opt.state and buf.shape == p_new.shape
+        assert torch.equal(buf, fn(moms[p_old]))  # the parameter's own map
+        assert torch.equal(p_new.detach(), fn(p_old.detach()))
+    before = new[2].weight.detach().clone()
+    new(torch.randn(2, 4, 6, 6)).square().sum().backward()
+    opt.step()
+    assert not torch.equal(before, new[2].weight)  # the optimizer steps the new parameters
+
+
+def test_partial_channels_only_widen():
+    _, net = _build("darts", layers=3, init_channels=8, partial_channels=2)
+    with pytest.raises(ValueError, match="only be widened"):
+        net.set_partial_channels(4)
+    with pytest.raises(ValueError, match="only be widened"):
+        net.set_partial_channels(3)
+    _, plain = _build("darts", layers=3, init_channels=8)
+    assert plain.partial_channels == 1 and "partial_k" not in "".join(plain.state_dict())

@@ -17,6 +17,7 @@ from nasfw.data import Batch, SearchData
 from nasfw.errors import ConfigError
 from nasfw.presets import Recipe
 from nasfw.supernet import Supernet
+from nasfw.widening import Widening, remap_optimizer
 from nasfw_darts.presets import DARTS_NB201, DARTS_PAPER, DARTS_TINY, on_nb201
 
 
@@ -140,6 +141,22 @@ class DartsOptimizer(Optimizer):
         self.tuning_lr = lr if lr is not None else self.lr
         self.w_opt = self.weight_optimizer(self.tuning_lr)
         self.update_alpha = update_alpha
+
+    def follow_weights(self, mapping: Widening | None = None) -> None:
+        """Point the weight step and its optimizer at the supernet's parameters after the supernet replaced some
+        (partial channels widened mid-search, or rebuilt wider by a checkpoint): with ``mapping`` the optimizer's
+        state is widened along (:func:`nasfw.widening.remap_optimizer`), without it only its parameter list moves
+        (positionally, before a ``load_state_dict`` brings the state)."""
+        if mapping:
+            remap_optimizer(self.w_opt, mapping)
+        current = self.supernet.weight_parameters()
+        if [id(p) for p in current] != [id(p) for p in self.weights]:
+            self.weights = current
+            if not mapping:
+                if len(self.w_opt.param_groups) != 1:
+                    raise RuntimeError("the weight optimizer has several parameter groups: pass the mapping")
+                self.w_opt.param_groups[0]["params"] = list(current)
+                self.w_opt.state.clear()
 
     def weight_optimizer(self, lr: float) -> torch.optim.Optimizer:
         """The optimizer of the supernet's weights (SGD with momentum), for the search and for tuning."""
@@ -286,6 +303,7 @@ class DartsOptimizer(Optimizer):
         if not state:
             return
         self.tuning_lr = state.get("tuning_lr")
+        self.follow_weights()  # the supernet's load may have rebuilt widened ops
         if self.tuning_lr is not None:
             self.configure_tuning(self.tuning_lr, state.get("update_alpha", True))
         self.w_opt.load_state_dict(state["w_opt"])

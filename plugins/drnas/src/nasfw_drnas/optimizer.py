@@ -9,9 +9,10 @@ weight step does not need to. β is regularised towards the uniform anchor Dir(1
 
 The progressive schedule (``DARTS-space/train_search.py``) splits the search into stages; at each stage's start
 every edge keeps only its strongest ops by β (``pruning(num_keep)``: 7 → 4 in the official run) and α is frozen
-for the first part of each stage (``if epoch >= 10`` on the stage's own epoch counter). The official run also
-widens the partial channels at the stage boundary (K 6 → 4, ``net2wider``); that needs the supernet to rebuild
-its ops at a new width and is not implemented here: the space's ``partial_channels`` stays fixed.
+for the first part of each stage (``if epoch >= 10`` on the stage's own epoch counter). After pruning, a stage may
+widen the partial channels (the official K 6 → 4, ``model.wider`` with ``net2wider.py``): every edge op is rebuilt
+wider with its trained channels kept and the new ones copied from trained ones, and the SGD momentum is widened
+the same way (:mod:`nasfw.widening`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Stage(StrictModel):
                                                                  "strongest by β (None: all)")
     warmup: Span = Field(default=0.4, description="epochs of the stage that train only w (fraction of the stage "
                                                   "or count; official: 10 of 25 = 0.4)")
+    partial_channels: int | None = Field(default=None, ge=1, description=(
+        "partial channels K from the stage's start, after pruning (official: 6 then 4); at most the previous "
+        "stage's K, dividing space.init_channels; None: keep"))
 
 
 def _official_stages() -> list[Stage]:
@@ -102,7 +106,7 @@ class DrNASOptimizer(DartsOptimizer):
 
     def _stages(self, budget: Budget) -> list[tuple[int, int, int | None, int]]:
         """(first epoch, end epoch, ops kept, warm-up epochs) per stage; fractional lengths are cumulative
-        fractions of the search, so the stages always tile it."""
+        fractions of the search, so the stages always tile it (K per stage: :meth:`_widths`)."""
         out, start, cum = [], 0, 0.0
         for i, st in enumerate(self.config.stages):
             if isinstance(st.length, float):
@@ -121,9 +125,31 @@ class DrNASOptimizer(DartsOptimizer):
                 return i
         return len(self.stage_plan) - 1  # past the search (DARTS-PT tuning): the last stage, warmed up
 
+    def _widths(self) -> list[int]:
+        """The partial channels K of each stage, checked against the space that builds the supernet."""
+        space_cfg = getattr(getattr(getattr(self, "run", None), "space", None), "config", None)
+        k = int(getattr(space_cfg, "partial_channels", 1))
+        C = getattr(space_cfg, "init_channels", None)
+        widths = []
+        for i, st in enumerate(self.config.stages):
+            want = st.partial_channels
+            if want is not None and want != k:
+                if not hasattr(space_cfg, "partial_channels"):
+                    raise refuse(f"optimizer.stages[{i}].partial_channels", "this space has no partial channels "
+                                 "to widen", "drop the option or use a space with space.partial_channels")
+                if want > k or (C is not None and C % want):
+                    raise refuse(f"optimizer.stages[{i}].partial_channels", f"K = {want} cannot follow K = {k}: "
+                                 "widening keeps the trained channels, so K can only fall, to a divisor of "
+                                 f"space.init_channels = {C}", f"use a K <= {k} that divides {C}")
+                k = want
+            widths.append(k)
+        return widths
+
     def plan(self, budget: Budget) -> dict[str, Any]:
-        stages = self._stages(budget) if self._is_progressive() else \
+        progressive = self._is_progressive()
+        stages = self._stages(budget) if progressive else \
             [(0, budget.epochs, None, budget.epochs_of(self.config.warmup_epochs))]
+        widths = self._widths() if progressive else []
         updates = sum(max(0, end - start - warm) for start, end, _, warm in stages) * budget.steps_per_epoch
         if updates == 0:
             what = "optimizer.stages[].warmup" if len(stages) > 1 else "optimizer.warmup_epochs"
@@ -133,7 +159,9 @@ class DrNASOptimizer(DartsOptimizer):
                                "dirichlet_samples_per_step": 2,
                                "schedule": "progressive" if len(stages) > 1 or self._is_progressive() else "plain"}
         if out["schedule"] == "progressive":
-            out["stages"] = [f"epochs {s}-{e}: keep {k or 'all'} ops, warm-up {w}" for s, e, k, w in stages]
+            out["stages"] = [f"epochs {s}-{e}: keep {k or 'all'} ops, warm-up {w}"
+                             + (f", partial channels K = {kk}" if max(widths) > 1 else "")
+                             for (s, e, k, w), kk in zip(stages, widths)]
         return out
 
     def epoch_start(self, epoch: int) -> None:
@@ -144,6 +172,17 @@ class DrNASOptimizer(DartsOptimizer):
             keep = self.stage_plan[self.stages_pruned][2]
             if keep is not None:
                 self.prune(keep)
+            k = self.config.stages[self.stages_pruned].partial_channels
+            if k is not None and k != self.supernet.partial_channels:
+                self.widen(k)
+
+    def widen(self, k: int) -> None:
+        """DrNAS' ``model.wider(k)`` + ``configure_optimizer``: every partial-channel op rebuilt at C/k channels
+        (trained channels kept, new ones replicas of trained ones, drawn from this optimizer's stream), the SGD
+        momentum widened alike."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.gen, device=self.gen.device))
+        mapping = self.supernet.set_partial_channels(k, torch.Generator().manual_seed(seed))
+        self.follow_weights(mapping)
 
     def prune(self, keep: int) -> None:
         """DrNAS' ``pruning(num_keep)``: each edge keeps its ``keep`` strongest available ops by β (the rest masked)."""
@@ -165,6 +204,7 @@ class DrNASOptimizer(DartsOptimizer):
         if self.progressive:
             out["stages_pruned"] = self.stages_pruned
             out["ops_per_edge"] = {k: int(self.supernet.mask(k).sum(-1).max()) for k in self.supernet.cell_types}
+            out["partial_channels"] = self.supernet.partial_channels
         return out
 
     def _alpha_active(self) -> bool:

@@ -31,8 +31,9 @@ DARTS_PARAMS: dict[str, tuple[Any, str]] = {
     "lr_schedule": ({"name": "cosine", "params": {"min_lr": 0.0}}, "cnn: CosineAnnealingLR(eta_min=0.0)"),
     "arch_lr": (6e-4, "cnn: --arch_learning_rate 6e-4"),
     "schedule": ("progressive", "cnn: train_epochs [25, 25] with pruning between"),
-    "stages": ([{"length": 25, "keep_ops": None, "warmup": 10}, {"length": 25, "keep_ops": 4, "warmup": 10}],
-               "cnn: train_epochs [25, 25], num_keeps [7, 4], `if epoch >= 10` per stage"),
+    "stages": ([{"length": 25, "keep_ops": None, "warmup": 10},
+                {"length": 25, "keep_ops": 4, "warmup": 10, "partial_channels": 4}],
+               "cnn: train_epochs [25, 25], num_keeps [7, 4], ks [6, 4], `if epoch >= 10` per stage"),
 }
 
 RUN: dict[str, dict[str, tuple[Any, str]]] = {
@@ -49,7 +50,7 @@ RUN: dict[str, dict[str, tuple[Any, str]]] = {
         "space.layers": (20, "cnn: --layers 20"),
         "space.primitives": (["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
                               "dil_conv_3x3", "dil_conv_5x5"], "DARTS-space/genotypes.py: PRIMITIVES without none"),
-        "space.partial_channels": (6, "cnn: --k 6 (the first stage; the official run widens to 4, not done here)"),
+        "space.partial_channels": (6, "cnn: --k 6 (the first stage; ks = [6, 4] widens to 4)"),
     },
 }
 

@@ -16,24 +16,26 @@ from nasfw.batched import EdgeBatch, mixed_edges
 from nasfw.components import EdgeWeighting
 from nasfw.data import DataShape
 from nasfw.supernet import Supernet, channel_shuffle
+from nasfw.widening import PartialChannelCell
 from nasfw_space_darts.ops import FactorizedReduce, ReLUConvBN, Zero
 
 MakeOp = Callable[[str, int, int], nn.Module]  # (name, C, stride) -> module
 
 
-class SearchCell(nn.Module):
+class SearchCell(PartialChannelCell):
     """A cell whose edge (row) carries one module per candidate op of that row.
 
     With ``partial = K > 1`` (PC-DARTS' partial channel connections) the ops see only the first C/K
     channels of their input; the other channels bypass the ops (max-pooled 2×2 on stride-2 edges) and
-    the edge's output is ``channel_shuffle(cat(mixed, bypass), K)``.
+    the edge's output is ``channel_shuffle(cat(mixed, bypass), K)``. ``set_partial`` widens it in place.
     """
 
     def __init__(self, steps: int, multiplier: int, C_pp: int, C_p: int, C: int, reduction: bool,
                  reduction_prev: bool, edge_ops: list[list[str]], make_op: MakeOp, partial: int = 1):
         super().__init__()
-        self.reduction, self.steps, self.multiplier, self.C = reduction, steps, multiplier, C
-        self.partial = partial
+        self.init_partial(C, partial)
+        self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
+        self.make_op, self.edge_names = make_op, edge_ops
         self.preprocess0 = FactorizedReduce(C_pp, C, affine=False) if reduction_prev else \
             ReLUConvBN(C_pp, C, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
@@ -51,6 +53,10 @@ class SearchCell(nn.Module):
         # PC-DARTS pools the bypassed channels of a stride-2 edge with MaxPool2d(2, 2); ceil_mode only
         # matters for odd sizes, where the official code fails to concatenate
         self.bypass_pool = nn.MaxPool2d(2, 2, ceil_mode=True) if partial > 1 and reduction else None
+
+    def edge_op(self, row: int, index: int, width: int) -> nn.Module:
+        stride = 2 if self.reduction and self.row_io[row][0] < 2 else 1
+        return self.make_op(self.edge_names[row][index], width, stride)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, active: list[list[int]],
                 edge_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -116,7 +122,6 @@ class DartsSupernet(Supernet):
             offset += 2 + i
         super().__init__({name: (len(rows), k) for name, rows in edge_ops.items()}, weighting, alpha_init_std,
                          edge_groups={name: groups for name in edge_ops} if edge_normalization else None)
-        self.partial_channels = partial_channels
         for name, rows in edge_ops.items():
             avail = torch.zeros(len(rows), k, dtype=torch.bool)
             for i, r in enumerate(rows):

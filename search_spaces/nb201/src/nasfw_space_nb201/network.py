@@ -15,6 +15,7 @@ from nasfw.batched import EdgeBatch, mixed_edges
 from nasfw.components import EdgeWeighting
 from nasfw.data import DataShape
 from nasfw.supernet import Supernet, channel_shuffle
+from nasfw.widening import PartialChannelCell
 from nasfw_space_nb201.cells import CELL, EDGES, NODES
 from nasfw_space_nb201.ops import ResNetBasicBlock, make_op
 
@@ -71,7 +72,7 @@ class NB201Network(nn.Module):
         return self.classifier(self.global_pooling(self.lastact(x)).flatten(1))
 
 
-class SearchCell(nn.Module):
+class SearchCell(PartialChannelCell):
     """A cell whose six edges carry one module per candidate op; ``none`` gets no module output (it adds zeros).
 
     With ``partial = K > 1`` (PC-DARTS' partial channels) the ops see the first C/K channels of their input,
@@ -80,12 +81,16 @@ class SearchCell(nn.Module):
 
     def __init__(self, ops: Sequence[str], C: int, track_running_stats: bool, partial: int = 1):
         super().__init__()
-        self.C, self.partial = C, partial
+        self.init_partial(C, partial)
+        self.op_names, self.track_running_stats = tuple(ops), track_running_stats
         self.edges = nn.ModuleList()
         for _ in EDGES:
             self.edges.append(nn.ModuleList(
                 make_op(op, C // partial, affine=False, track_running_stats=track_running_stats) for op in ops))
         self.rows_from = [[r for r, (_, inp) in enumerate(EDGES) if inp == s] for s in range(NODES)]
+
+    def edge_op(self, row: int, index: int, width: int) -> nn.Module:
+        return make_op(self.op_names[index], width, affine=False, track_running_stats=self.track_running_stats)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: list[list[int]],
                 edge_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -142,7 +147,6 @@ class NB201Supernet(Supernet):
         groups = [[r for r, (node, _) in enumerate(EDGES) if node == n] for n in range(1, NODES)]
         super().__init__({CELL: (len(EDGES), len(ops))}, weighting, alpha_init_std,
                          edge_groups={CELL: groups} if edge_normalization else None)
-        self.partial_channels = partial_channels
         self.op_names = tuple(ops)
         #: ops that contribute exactly zero (and whose weight gets exactly zero gradient): never run
         self.zero_ops[CELL] = torch.tensor([op == "none" for op in ops], dtype=torch.bool).repeat(len(EDGES), 1)
