@@ -12,8 +12,9 @@
 #   1. benchmarks/search_step.py, batch 64, DARTS 8 cells C=16 and NB201 C=16 N=5 at 32x32, against the
 #      per-edge baseline in the same process: fp32 with TF32, strict fp32, bf16 autocast, torch.compile'd cells
 #      (fp32/TF32 and bf16), and the 2nd-order step;
-#   2. a short NB201 search under the study's gpu protocol (studies/nb201): DARTS 1st order, 100 steps.
-# Step limits add up to 510 s; installing takes well under a minute.
+#   2. a DARTS-PT selection with its variants batched against one after another (benchmarks/perturb_batched.py);
+#   3. a short NB201 search under the study's gpu protocol (studies/nb201): DARTS 1st order, 100 steps.
+# Step limits add up to 540 s; installing takes well under a minute.
 # Not measured (not implemented): CUDA graphs. Nothing here was run yet: no GPU was lent to the session that wrote it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -66,7 +67,9 @@ step 90 "fp32 + TF32: DARTS, NB201, 2nd order" $B --cases darts,nb201,darts-2nd
 step 50  "strict fp32 (no TF32): DARTS, NB201" $B --cases darts,nb201 --no-tf32
 step 50  "bf16 autocast (nasfw only; baseline fp32 + TF32)" $B --cases darts,nb201 --bf16
 step 110 "torch.compile of the cells (nasfw only), fp32 + TF32" $B --cases darts,nb201 --compile
-step 90  "torch.compile + bf16 (nasfw only)" $B --cases darts,nb201 --compile --bf16
+step 70  "torch.compile + bf16 (nasfw only)" $B --cases darts,nb201 --compile --bf16
+step 50  "DARTS-PT selection, batched variants vs one after another (5 cells C=8, synthetic 32x32)" \
+    python benchmarks/perturb_batched.py --device cuda --dataset synthetic --size 32 --eval-batches 1 --repeats 2
 
 DATA=/tmp/nasfw-data
 mkdir -p "$DATA" && tar xzf "$CARRY/data/CIFAR-10-images_jpeg.tar.gz" -C "$DATA"

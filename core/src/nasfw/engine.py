@@ -366,6 +366,23 @@ def frozen_bn_stats(model: torch.nn.Module) -> Iterator[None]:
                 m.num_batches_tracked.copy_(tracked)
 
 
+@contextlib.contextmanager
+def batch_statistics_only(net: torch.nn.Module) -> Iterator[None]:
+    """Train-mode BatchNorm without running statistics: every BN normalises with its batch's statistics and
+    no buffer is written, so a forward can be ``vmap``-ed (ZARTS' batched oracle, DARTS-PT's batched
+    variants) and the supernet's running statistics are not touched."""
+    saved = []
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            saved.append(m)
+            m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in saved:
+            m.track_running_stats = True
+
+
 def _plain(value: Any) -> Any:
     """JSON form of tensors and numbers in activity figures."""
     if isinstance(value, torch.Tensor):

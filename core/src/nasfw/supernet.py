@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch._C import _functorch
 
 from nasfw.components import EdgeWeighting
 from nasfw.widening import PartialChannelCell, Widening
@@ -121,7 +122,8 @@ class Supernet(nn.Module):
 
         Masked and exactly-zero ops (:attr:`zero_ops`) never run; without autograd, or under a selector's
         override, ops whose coefficient is exactly zero are skipped too (that reads the weights on the
-        host). The mask-only table is cached on the mask's version, so a training step costs no sync.
+        host; not for a ``vmap``-ed table). The mask-only table is cached on the mask's version, so a training
+        step costs no sync.
         """
         out = {}
         read_weights = not torch.is_grad_enabled()
@@ -135,7 +137,8 @@ class Supernet(nn.Module):
                     on = on & ~self.zero_ops[name]
                 cached = (key, on, [row.nonzero().flatten().tolist() for row in on])
                 self._active_cache[name] = cached
-            if read_weights or name in self._override:
+            # a vmapped (per-variant) weight table cannot be read on the host: run the mask-only table
+            if (read_weights or name in self._override) and not _functorch.is_functorch_wrapped_tensor(w):
                 on = cached[1] & (w.detach().cpu() != 0)
                 out[name] = [row.nonzero().flatten().tolist() for row in on]
             else:

@@ -162,10 +162,7 @@ class ToySupernet(Supernet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.mixing_weights()["cell"]
-        on = self.mask("cell").cpu()
-        if not torch.is_grad_enabled() or "cell" in self._override:
-            on = on & (w.detach().cpu() != 0)  # skip exact zeros when nothing needs their gradient
-        active = [row.nonzero().flatten().tolist() for row in on]
+        active = self.active_ops({"cell": w})["cell"]  # exact zeros skipped when nothing needs their gradient
         h = self.stem(x)
         for cell in self.cells:
             h = cell(h, w, active)

@@ -168,3 +168,69 @@ def test_topology_on_without_rule_and_untunable_optimizer_are_config_errors(plan
 
 def _unsupported(lr: float | None, update_alpha: bool) -> None:
     raise NotImplementedError
+
+
+TINY_DARTS = {"layers": 3, "init_channels": 4, "steps": 3,
+              "primitives": ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"]}
+
+
+@pytest.mark.parametrize("space", [{"name": "darts", "params": TINY_DARTS},
+                                   {"name": "nb201", "params": {"init_channels": 4, "cells_per_stage": 1}}],
+                         ids=["darts", "nb201"])
+def test_batched_variants_score_and_decide_as_the_sequential_evaluations(space):
+    """Every op removal of an edge (and edge removal of a node) as one vmap-ed forward: each variant's accuracy
+    and loss equal its own sequential evaluation (BN on each variant's own batch statistics), and a whole
+    selection makes the same decisions with the same scores."""
+    params = {**FAST, "tune_epochs": 1, "tune_steps": 1}
+    runs = {}
+    for batched in (False, True):
+        with stage(space=space, optimizer="darts", selector={"name": "perturb", "params": {
+                **params, "batched_variants": batched}}, steps=2) as run:
+            from nasfw.testing import train_steps
+
+            train_steps(run, 2)
+            sel, net = run.selector, run.supernet
+            sel._init_state(net, run.space)
+            cell = run.space.decisions().__iter__().__next__()
+            base = sel._base_weights(net, cell)
+            variants = []
+            for col in range(1, base.shape[1]):
+                w = base.clone()
+                w[0, col] = 0.0
+                variants.append(w)
+            batches = list(run.eval_batches("val", 2))
+            scores = sel._evaluate_many(net, run, cell, variants, batches)
+            assert len({s["loss"] for s in scores}) > 1  # the variants differ, so the comparison means something
+            runs[batched] = (scores, sel.select(net, run.space, run), sel.state["decisions"])
+    (seq, g_seq, d_seq), (bat, g_bat, d_bat) = runs[False], runs[True]
+    for a, b in zip(seq, bat):
+        assert a["acc"] == b["acc"] and a["n"] == b["n"]
+        assert abs(a["loss"] - b["loss"]) <= 1e-5 * max(1.0, abs(a["loss"]))
+    assert g_seq == g_bat
+    assert [(d["cell"], d.get("chosen"), d.get("kept")) for d in d_seq] == \
+        [(d["cell"], d.get("chosen"), d.get("kept")) for d in d_bat]
+    assert [d.get("acc") for d in d_seq] == [d.get("acc") for d in d_bat]
+
+
+def test_a_supernet_that_cannot_be_vmapped_is_evaluated_one_variant_after_another(monkeypatch, tmp_path):
+    """A third-party forward that reads the mixing weights on the host cannot run under vmap: the selector says
+    so in metrics.jsonl and scores the variants one by one, with the same decisions."""
+    from nasfw.testing import ToySupernet
+
+    def decisions(batched_ok: bool, out: Path) -> list:
+        with stage(selector={"name": "perturb", "params": FAST}, out_dir=out) as run:
+            if not batched_ok:
+                plain = ToySupernet.forward
+
+                def host_reading(self, x):
+                    self.mixing_weights()["cell"].tolist()  # fails on a vmap-ed table
+                    return plain(self, x)
+                monkeypatch.setattr(ToySupernet, "forward", host_reading)
+            run.selector.select(run.supernet, run.space, run)
+            monkeypatch.undo()
+            return [(d["cell"], d.get("chosen"), d.get("kept"), d.get("acc")) for d in run.selector.state["decisions"]]
+    ok = decisions(True, tmp_path / "a")
+    fallback = decisions(False, tmp_path / "b")
+    assert fallback == ok and ok
+    notes = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("kind") == "note" and "batched_variants off" in r["text"] for r in notes)

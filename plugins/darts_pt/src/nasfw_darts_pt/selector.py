@@ -16,6 +16,11 @@ Ops whose output is exactly zero (``none``) are not candidates by default: DARTS
 one, so it can only win ties), and the genotype parser would skip it anyway. Exact accuracy ties (common
 with few evaluation batches) are broken by the loss, then by the lower op index.
 
+The variants of one decision (every op removal of the edge, or every edge removal of the node) are scored
+together by default: each evaluation batch runs one ``torch.func.vmap``-ed forward over the stacked mixing
+weights, so every variant normalises with its own batch statistics, exactly as one evaluation after another
+(``batched_variants=false``) does.
+
 Only core interfaces are used: the supernet's mask buffers (decisions), ``override_weights`` (the
 perturbed evaluations, which never rebuild modules), the space's ``topology()``/``discretize()`` and the
 run's data, ``evaluate`` and ``checkpoint``. Decisions, tuning progress, the RNG and the cost so far are
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import torch
@@ -38,6 +44,7 @@ from pydantic import Field
 from nasfw.budget import Budget, Span, refuse, resolve
 from nasfw.components import EdgeWeighting, Optimizer, SearchSpace, Selector, StrictModel
 from nasfw.distributed import of as dist_of
+from nasfw.engine import batch_statistics_only
 from nasfw.errors import ConfigError
 from nasfw.genotype import Genotype
 from nasfw.presets import Recipe
@@ -77,6 +84,10 @@ class PerturbConfig(StrictModel):
     bn_mode: Literal["train", "eval"] = Field(default="train", description="BN statistics during evaluations "
                                                                            "(published: train, i.e. batch stats)")
     cache_eval_batches: bool = Field(default=True, description="keep the evaluation batches on the device")
+    batched_variants: bool = Field(
+        default=True, description="evaluate all variants of a decision (every op removal of an edge, every edge "
+                                  "removal of a node) as one vmap-ed forward per batch (same decisions and "
+                                  "scores; false: one evaluation after another, less memory)")
     seed: int | None = Field(default=None, description="seed of the edge order (default: the run's seed)")
 
 
@@ -382,6 +393,70 @@ class PerturbSelector(Selector):
         cost["forward_batches"] += len(batches) if batches is not None else -(-int(res["n"]) // run.data.val.batch_size)
         return res
 
+    def _evaluate_many(self, supernet: Supernet, run: Any, cell: str, weights: list[torch.Tensor],
+                       batches: Any) -> list[dict]:
+        """Scores of several mixing-weight tables of ``cell``: one after another, or (``batched_variants``) all at
+        once, each batch's forward ``vmap``-ed over the variants. A variant's BN normalises with its own batch
+        statistics in both; the batched pass writes no running statistics (the sequential one moves them once
+        per evaluation, which no train-mode score reads)."""
+        if len(weights) < 2 or not self.config.batched_variants or getattr(self, "_unbatchable", False):
+            return [self._evaluate(supernet, run, cell, w, batches) for w in weights]
+        try:
+            out = self._evaluate_batched(supernet, run, cell, weights, batches)
+            self._batched_ok = True
+            return out
+        except RuntimeError as exc:  # a supernet whose forward cannot be vmap-ed (e.g. reads weights on the host)
+            if getattr(self, "_batched_ok", False):
+                raise  # it ran batched before: a real error
+            self._unbatchable = True
+            run.log({"kind": "note", "text": f"perturb: batched_variants off, the supernet cannot be vmap-ed "
+                                             f"({str(exc).splitlines()[0]})"})
+            return [self._evaluate(supernet, run, cell, w, batches) for w in weights]
+
+    def _evaluate_batched(self, supernet: Supernet, run: Any, cell: str, weights: list[torch.Tensor],
+                          batches: Any) -> list[dict]:
+        c = self.config
+        t0 = time.perf_counter()
+        data = batches if batches is not None else run.eval_batches(c.eval_split, c.eval_batches)
+        stacked = torch.stack(weights)
+        v = len(weights)
+        correct = torch.zeros(v, device=stacked.device)
+        loss = torch.zeros(v, device=stacked.device)
+        n = 0
+        train = c.bn_mode == "train"
+        was = supernet.training
+        supernet.train(train)
+
+        def forward(x: torch.Tensor) -> Any:
+            def one(w: torch.Tensor) -> torch.Tensor:
+                with supernet.override_weights({cell: w}):
+                    return supernet(x)
+            return torch.func.vmap(one)(stacked)
+
+        bn = batch_statistics_only(supernet) if train else nullcontext()
+        try:
+            with torch.no_grad(), run.autocast(), run.dist.local_bn(), bn:
+                for x, y in data:
+                    logits = forward(x)
+                    for i in range(v):  # the sequential evaluation's reductions, variant by variant
+                        loss[i] += torch.nn.functional.cross_entropy(logits[i].float(), y, reduction="sum")
+                        correct[i] += (logits[i].argmax(1) == y).sum()
+                    n += y.numel()
+        finally:
+            supernet.train(was)
+        if run.dist.enabled:
+            tot = run.dist.sum_(torch.cat([correct.double(), loss.double(),
+                                           torch.tensor([float(n)], dtype=torch.float64, device=correct.device)]))
+            correct, loss, n = tot[:v], tot[v:2 * v], int(tot[-1])
+        cost = self.state["cost"]
+        cost["eval_seconds"] += time.perf_counter() - t0
+        cost["evaluations"] += v
+        cost["forward_images"] += v * n
+        cost["forward_batches"] += v * (len(batches) if batches is not None else -(-n // run.data.val.batch_size))
+        if n == 0:
+            return [{"acc": float("nan"), "loss": float("nan"), "n": 0} for _ in weights]
+        return [{"acc": float(correct[i]) / n, "loss": float(loss[i]) / n, "n": n} for i in range(v)]
+
     def _base_weights(self, supernet: Supernet, cell: str) -> torch.Tensor:
         with torch.no_grad():
             return supernet.mixing_weights()[cell].detach().clone()
@@ -394,14 +469,14 @@ class PerturbSelector(Selector):
         zero = self._zero[cell][row]
         cols = [c for c in mask[row].nonzero().flatten().tolist() if not bool(zero[c])] \
             or mask[row].nonzero().flatten().tolist()
-        scores: list[float] = []
-        losses: list[float] = []
+        variants = []
         for col in cols:
             w = base.clone()
             w[row, col] = 0.0
-            res = self._evaluate(supernet, run, cell, w, batches)
-            scores.append(float(res[crit]))
-            losses.append(float(res["loss"]))
+            variants.append(w)
+        results = self._evaluate_many(supernet, run, cell, variants, batches)
+        scores = [float(res[crit]) for res in results]
+        losses = [float(res["loss"]) for res in results]
         # acc: lowest accuracy wins (exact ties: highest loss), loss: highest loss wins; then the lower op index
         best = 0
         for i in range(1, len(scores)):
@@ -427,12 +502,13 @@ class PerturbSelector(Selector):
         while len(edges) > rule.keep:
             base = self._base_weights(supernet, cell)  # as the reference: earlier removals stay active here
             worst, worst_score = None, 0.0
-            scores = []
+            variants = []
             for r in edges:
                 w = base.clone()
                 w[r] = 0.0
-                s = float(self._evaluate(supernet, run, cell, w, batches)[crit])
-                scores.append(s)
+                variants.append(w)
+            scores = [float(res[crit]) for res in self._evaluate_many(supernet, run, cell, variants, batches)]
+            for r, s in zip(edges, scores):
                 # acc: highest accuracy after removal = least important; loss: lowest loss. Ties: later edge.
                 if worst is None or ((s >= worst_score) if crit == "acc" else (s <= worst_score)):
                     worst, worst_score = r, s

@@ -30,9 +30,7 @@ ranks' shards, so every rank computes the same move and α stays identical every
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
@@ -44,6 +42,7 @@ from nasfw.budget import Budget, Span, refuse, resolve
 from nasfw.components import Optimizer, StrictModel
 from nasfw.config import ComponentRef, RunConfig
 from nasfw.data import Batch, SearchData
+from nasfw.engine import batch_statistics_only
 from nasfw.presets import Recipe
 from nasfw.supernet import Supernet
 from nasfw_zarts import estimators as est
@@ -56,23 +55,6 @@ ROBUST_DARTS_SPACES = ("s1", "s2", "s3", "s4")
 def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy in at least fp32 (logits may be bf16 under autocast)."""
     return F.cross_entropy(logits if logits.dtype == torch.float64 else logits.float(), y)
-
-
-@contextlib.contextmanager
-def batch_statistics_only(net: torch.nn.Module) -> Iterator[None]:
-    """Train-mode BatchNorm without running statistics: every BN normalises with its batch's statistics and
-    no buffer is written (what the oracle computes is unchanged; its trainings stay independent and
-    ``vmap``-able, and the main supernet's running statistics are not touched)."""
-    saved = []
-    for m in net.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
-            saved.append(m)
-            m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m in saved:
-            m.track_running_stats = True
 
 
 class ZartsConfig(StrictModel):
