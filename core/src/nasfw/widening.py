@@ -128,7 +128,7 @@ def _restore_width(cell: PartialChannelCell, state_dict: dict, prefix: str, *arg
     k = state_dict.get(prefix + "partial_k")
     if k is None:
         return
-    if int(k) != cell.partial:
-        cell.set_partial(int(k))
+    if int(k) != cell.partial:  # the loaded tensors overwrite the replicas: a fixed local stream, the global intact
+        cell.set_partial(int(k), torch.Generator().manual_seed(0))
     if not hasattr(cell, "partial_k"):  # a cell built without partial channels reads a K = 1 checkpoint
         del state_dict[prefix + "partial_k"]
