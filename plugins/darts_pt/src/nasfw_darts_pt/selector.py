@@ -386,12 +386,17 @@ class PerturbSelector(Selector):
         data = batches if batches is not None else run.eval_batches(c.eval_split, c.eval_batches)
         with supernet.override_weights({cell: weights}):
             res = run.evaluate(data, train_mode=c.bn_mode == "train")
+        self._count(run, t0, 1, int(res["n"]), batches)
+        return res
+
+    def _count(self, run: Any, t0: float, evaluations: int, images: int, batches: Any) -> None:
+        """Add ``evaluations`` evaluations of ``images`` images each, begun at ``t0``, to the selection's cost."""
         cost = self.state["cost"]
         cost["eval_seconds"] += time.perf_counter() - t0
-        cost["evaluations"] += 1
-        cost["forward_images"] += int(res["n"])
-        cost["forward_batches"] += len(batches) if batches is not None else -(-int(res["n"]) // run.data.val.batch_size)
-        return res
+        cost["evaluations"] += evaluations
+        cost["forward_images"] += evaluations * images
+        per = len(batches) if batches is not None else -(-images // run.data.val.batch_size)
+        cost["forward_batches"] += evaluations * per
 
     def _evaluate_many(self, supernet: Supernet, run: Any, cell: str, weights: list[torch.Tensor],
                        batches: Any) -> list[dict]:
@@ -448,11 +453,7 @@ class PerturbSelector(Selector):
             tot = run.dist.sum_(torch.cat([correct.double(), loss.double(),
                                            torch.tensor([float(n)], dtype=torch.float64, device=correct.device)]))
             correct, loss, n = tot[:v], tot[v:2 * v], int(tot[-1])
-        cost = self.state["cost"]
-        cost["eval_seconds"] += time.perf_counter() - t0
-        cost["evaluations"] += v
-        cost["forward_images"] += v * n
-        cost["forward_batches"] += v * (len(batches) if batches is not None else -(-n // run.data.val.batch_size))
+        self._count(run, t0, v, n, batches)
         if n == 0:
             return [{"acc": float("nan"), "loss": float("nan"), "n": 0} for _ in weights]
         return [{"acc": float(correct[i]) / n, "loss": float(loss[i]) / n, "n": n} for i in range(v)]
