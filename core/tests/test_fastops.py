@@ -48,6 +48,38 @@ def test_pointwise_conv2d_equals_conv2d(groups: int) -> None:
     assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("x_batched", [True, False], ids=["x-batched", "x-shared"])
+@pytest.mark.parametrize(("k", "s", "d", "size"), [(3, 1, 2, 16), (5, 1, 2, 16), (5, 1, 1, 12), (3, 2, 2, 16)])
+def test_fast_convolutions_under_vmap_equal_conv2d(k: int, s: int, d: int, size: int, x_batched: bool,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``vmap`` over stacked weights (ZARTS' scratch copies, DARTS-PT's variants) the re-formulations still
+    run (polyphase, matmul 1x1) and match ``F.conv2d`` per copy, outputs and gradients of the summed outputs
+    (the ordinary backward ZARTS takes through the vmapped forward)."""
+    gen = torch.Generator().manual_seed(k + 7 * d + size)
+    n, c, p = 3, 4, d * (k - 1) // 2
+    x = torch.randn(n, 2, c, size, size, generator=gen) if x_batched else torch.randn(2, c, size, size, generator=gen)
+    x.requires_grad_()
+    wd = torch.randn(n, c, 1, k, k, generator=gen, requires_grad=True)
+    wp = torch.randn(n, 6, c // 2, 1, 1, generator=gen, requires_grad=True)
+
+    def fast(w1: torch.Tensor, w2: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        return pointwise_conv2d(depthwise_conv2d(xi, w1, (s, s), (p, p), (d, d)), w2, None, 2)
+
+    def plain(w1: torch.Tensor, w2: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(xi, w1, None, s, p, d, c), w2, None, 1, 0, 1, 2)
+
+    calls: list[tuple] = []
+    conv2d = F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda *a: calls.append((a[1].shape[-1], a[5])) or conv2d(*a))
+    y = torch.func.vmap(fast, in_dims=(0, 0, 0 if x_batched else None))(wd, wp, x)
+    monkeypatch.undo()
+    assert calls and all(kk != 1 and dd == 1 for kk, dd in calls), calls  # no 1x1 and no dilated conv ran
+    want = torch.stack([plain(wd[i], wp[i], x[i] if x_batched else x) for i in range(n)])
+    g = torch.randn(want.shape, generator=gen)
+    for a, b in zip([y, *torch.autograd.grad(y, (x, wd, wp), g)], [want, *torch.autograd.grad(want, (x, wd, wp), g)]):
+        assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
+
+
 @pytest.mark.parametrize(("stride", "include_pad"), [(1, False), (2, False), (1, True)])
 def test_avg_pool_rounds_like_pytorchs(stride: int, include_pad: bool) -> None:
     """The ones-kernel convolution is as close to the float64 pool as PyTorch's fp32 kernel (forward and input

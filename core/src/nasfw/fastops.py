@@ -91,13 +91,17 @@ class AvgPool2d(nn.AvgPool2d):
 # ``x64:gemm:jit``). The rewrites below are the same convolution on a layout oneDNN runs fast.
 
 def _fast_cpu(x: torch.Tensor) -> bool:
-    # not under torch.func transforms (vmap over ZARTS' scratch copies): they cannot change memory formats
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
-            and not _functorch.is_functorch_wrapped_tensor(x))
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+
+
+def _wrapped(*ts: torch.Tensor) -> bool:
+    """Under a torch.func transform (vmap over ZARTS' scratch copies or DARTS-PT's variants): reshapes and
+    products batch, memory formats cannot be chosen."""
+    return any(_functorch.is_functorch_wrapped_tensor(t) for t in ts)
 
 
 def _undilated_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
-    if w.shape[-1] <= 3 or x.is_contiguous(memory_format=torch.channels_last):
+    if w.shape[-1] <= 3 or _wrapped(x, w) or x.is_contiguous(memory_format=torch.channels_last):
         return F.conv2d(x, w, None, stride, padding, 1, w.shape[0])
     # 5×5 and larger: the channels-last kernels compute the weight gradient without im2col
     y = F.conv2d(x.contiguous(memory_format=torch.channels_last), w, None, stride, padding, 1, w.shape[0])
@@ -138,10 +142,11 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, i
 def pointwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int) -> torch.Tensor:
     """A 1×1 convolution (stride 1, no padding) as a batched matrix product (faster than oneDNN's grouped 1×1
     convolution on CPU); ``groups`` blocks of channels, each its own (C_out, C_in) matrix."""
-    if not _fast_cpu(x) or (x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()):
+    if not _fast_cpu(x) or (not _wrapped(x) and x.is_contiguous(memory_format=torch.channels_last)
+                            and not x.is_contiguous()):
         return F.conv2d(x, weight, bias, 1, 0, 1, groups)
     n, ci, h, w = x.shape
     co = weight.shape[0]
-    y = torch.matmul(weight.view(groups, co // groups, ci // groups), x.reshape(n, groups, ci // groups, h * w))
+    y = torch.matmul(weight.reshape(groups, co // groups, ci // groups), x.reshape(n, groups, ci // groups, h * w))
     y = y.view(n, co, h, w)
     return y if bias is None else y + bias.view(1, co, 1, 1)

@@ -380,8 +380,8 @@ class ZartsOptimizer(Optimizer):
             net.train(was)
 
     def batched_losses(self, alphas: list[est.Arch], inner: list[Batch], val_batch: Batch) -> list[float]:
-        """The oracle for N α's as one computation: N stacked weight copies trained together by
-        ``vmap(grad(...))`` with the same SGD arithmetic as :meth:`perturbed_loss` (weight decay, momentum,
+        """The oracle for N α's as one computation: N stacked weight copies trained together (a
+        ``vmap``-ed forward, then one ordinary backward of the summed losses) with the same SGD arithmetic as :meth:`perturbed_loss` (weight decay, momentum,
         per-sample gradient clipping), then N validation losses from one vmapped forward."""
         c = self.config
         net = self.supernet
@@ -396,14 +396,25 @@ class ZartsOptimizer(Optimizer):
                     y: torch.Tensor) -> torch.Tensor:
             return _ce(functional_call(net, {**params, **a}, (x,)), y)
 
-        grads_of = torch.func.vmap(torch.func.grad(loss_of), in_dims=(0, 0, None, None))
+        losses_of = torch.func.vmap(loss_of, in_dims=(0, 0, None, None))
+
+        def per_sample_grads(w: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+            # the vmapped forward, then plain autograd on the physical batched graph: d(Σ_i L_i)/dw_i = dL_i/dw_i
+            # since sample i's loss reads only its own weights. Faster than vmap(grad(...)), whose backward goes
+            # through the batching rules op by op (plugins/zarts/README.md, "Speed and cost").
+            leaves = {nm: t.detach().requires_grad_() for nm, t in w.items()}
+            with torch.enable_grad():
+                total = losses_of(leaves, arch, x, y).sum()
+                grads = torch.autograd.grad(total, [leaves[nm] for nm in names], allow_unused=True,
+                                            materialize_grads=True)  # ops off the graph (decided edges)
+            return dict(zip(names, grads))
         was = net.training
         net.train()
         try:
             with batch_statistics_only(net):
                 momentum: dict[str, torch.Tensor] = {}
                 for x, y in inner:
-                    g = grads_of(stacked, arch, x, y)
+                    g = per_sample_grads(stacked, x, y)
                     if self.dist.enabled:
                         self.dist.average_([g[nm] for nm in names], weight=y.numel())
                     with torch.no_grad():
