@@ -380,9 +380,10 @@ class ZartsOptimizer(Optimizer):
             net.train(was)
 
     def batched_losses(self, alphas: list[est.Arch], inner: list[Batch], val_batch: Batch) -> list[float]:
-        """The oracle for N α's as one computation: N stacked weight copies trained together (a
-        ``vmap``-ed forward, then one ordinary backward of the summed losses) with the same SGD arithmetic as :meth:`perturbed_loss` (weight decay, momentum,
-        per-sample gradient clipping), then N validation losses from one vmapped forward."""
+        """The oracle for N α's as one computation: N stacked weight copies trained together (a ``vmap``-ed
+        forward, then one ordinary backward of the summed losses) with the same SGD arithmetic as
+        :meth:`perturbed_loss` (weight decay, momentum, per-sample gradient clipping), then N validation losses
+        from one vmapped forward."""
         c = self.config
         net = self.supernet
         n = len(alphas)
