@@ -9,8 +9,9 @@ C = 8) on the ``digits`` data (8×8), batch 64, the ZARTS defaults (M = 10 inner
 GLD 15 radii from the space). Every timing is one α update on the same weights, α and batches (α is restored
 after each); the rows are ``sequential`` (``batched=false``: the samples one after the other, today's path),
 ``batched`` (the default) and ``darts-2nd`` (one DARTS second-order step: its α update and weight step).
-Both oracles are checked to give the same losses first (fp32 rounding). Prints best-of-repeats seconds and
-the ratios sequential / batched and batched / darts-2nd.
+Both oracles are checked to give the same losses first (fp32 rounding). Prints best-of-repeats seconds, the
+ratios sequential / batched and batched / darts-2nd, and the amortised cost per weight step (a ZARTS weight
+step plus 1/``--update-every`` of a batched update) over a DARTS 2nd-order step.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--inner-steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--update-every", type=int, default=10,
+                   help="α-update period for the amortised cost (the paper's M = 10; 'update_every' of the run)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
@@ -89,11 +92,22 @@ def main() -> None:
                         v.copy_(alpha0[k])
                 opt.alpha_update(val)
 
-            best = {"sequential": float("inf"), "batched": float("inf"), "darts-2nd": float("inf")}
-            fns = {"sequential": lambda: update(False), "batched": lambda: update(True), "darts-2nd": darts_2nd}
+            train = run.to_device(run.data.train.next())
+            weights = {k: v.detach().clone() for k, v in run.supernet.state_dict().items()}
+
+            def weight_step(opt: Any = opt, run: Any = run, train: Any = train, weights: Any = weights) -> None:
+                opt.weight_step(train)
+                with torch.no_grad():  # the oracle timings all start from the same weights (and BN statistics)
+                    for k, v in run.supernet.state_dict().items():
+                        v.copy_(weights[k])
+
+            fns = {"sequential": lambda: update(False), "batched": lambda: update(True), "darts-2nd": darts_2nd,
+                   "weight-step": weight_step}
+            best = dict.fromkeys(fns, float("inf"))
             fns["darts-2nd"]()  # warm-up of the 2nd-order path (the ZARTS paths warm up in the loss check)
+            fns["weight-step"]()
             for _ in range(a.repeats):
-                for key in ("sequential", "batched", "darts-2nd"):
+                for key in fns:
                     t = time.perf_counter()
                     fns[key]()
                     best[key] = min(best[key], time.perf_counter() - t)
@@ -102,6 +116,10 @@ def main() -> None:
                    "darts_2nd_step_s": round(best["darts-2nd"], 2),
                    "speedup": round(best["sequential"] / best["batched"], 2),
                    "batched_over_2nd": round(best["batched"] / best["darts-2nd"], 2),
+                   "weight_step_s": round(best["weight-step"], 3), "update_every": a.update_every,
+                   # per weight step: one ZARTS weight step + 1/period of an update, against one 2nd-order step
+                   "amortised_over_2nd": round((best["weight-step"] + best["batched"] / a.update_every)
+                                               / best["darts-2nd"], 2),
                    "loss_rel_diff": f"{err:.1e}",
                    "load_after": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None}
             print(json.dumps(row) if a.json else "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
