@@ -11,7 +11,9 @@ A supernet evaluates every candidate op on every edge, so work that the ops repe
   native kernel.
 
 * :func:`depthwise_conv2d` and :func:`pointwise_conv2d` compute depthwise and 1×1 convolutions so that
-  every pass runs oneDNN's fast CPU kernels (the batched edges of :mod:`nasfw.batched` use them).
+  every pass runs oneDNN's fast CPU kernels (the batched edges of :mod:`nasfw.batched` use them). Under
+  ``torch.func.vmap`` (ZARTS' scratch copies, DARTS-PT's variants) the reshape-and-product forms still apply;
+  only the channels-last 5×5 path does not (vmap cannot choose memory formats).
 
 Nothing here is specific to a space or a paper; the DARTS and NB201 supernets use all of them.
 """
