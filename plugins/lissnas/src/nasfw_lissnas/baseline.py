@@ -173,7 +173,7 @@ class OpPrune(Shrinker):
 def _means(samples: list[Genotype], scores: list[float], keys: Any) -> dict[Any, float]:
     sums: dict[Any, list[float]] = {}
     for g, f in zip(samples, scores):
-        for k in keys(g):
+        for k in sorted(keys(g)):  # sorted: a set's order follows PYTHONHASHSEED, and ties keep insertion order
             sums.setdefault(k, []).append(f)
     return {k: sum(v) / len(v) for k, v in sums.items()}
 
