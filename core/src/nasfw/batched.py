@@ -29,6 +29,7 @@ run edge by edge.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasfw import recompute
 from nasfw.fastops import AvgPool2d, after_leading_relu, depthwise_conv2d, pointwise_conv2d, starts_with_relu
 
 #: activations applied element by element (parameter-free): shared inputs stay shared
@@ -131,6 +133,12 @@ class EdgeBatch:
 
     def __init__(self) -> None:
         self._cache: dict[Hashable, tuple[object, torch.Tensor]] = {}
+        self._scope = recompute.Scope()
+
+    def saving(self, inputs: Sequence[torch.Tensor]) -> contextlib.AbstractContextManager:
+        """Where it applies (:func:`nasfw.recompute.usable`), the ReLU outputs, stacked inputs and ReLU-of-BN
+        outputs of this cell are saved for backward as recipes (:mod:`nasfw.recompute`)."""
+        return self._scope if recompute.usable(*inputs) else contextlib.nullcontext()
 
     def cached(self, key: Hashable, keep: object, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         """``fn()`` once per ``key``; ``keep`` (the inputs the key names by id) is held so ids stay unique."""
@@ -142,12 +150,17 @@ class EdgeBatch:
 
     def relu(self, x: torch.Tensor) -> torch.Tensor:
         """relu(x), once per tensor (shared with the edge-by-edge fallback)."""
-        return self.cached(("act", nn.ReLU, "", id(x)), x, lambda: torch.relu(x))
+        def build() -> torch.Tensor:
+            return recompute.output_of(torch.relu, x, recompute.Recipe(torch.relu, (x,)))  # x is kept anyway
+        return self.cached(("act", nn.ReLU, "", id(x)), x, build)
 
     def elementwise(self, m: nn.Module, sig: Hashable, x: Act) -> Act:
         """A parameter-free per-channel op (activation, pooling): once per distinct input."""
         if isinstance(x, Stacked):
-            return Stacked(m(x.t), x.edges)
+            recipe = recompute.recipe_of(x.t) if type(m) is nn.ReLU else None
+            if recipe is not None:  # relu(bn(y)): rebuilt from y, which the BN keeps
+                return Stacked(recompute.output_of(m, x.t, recipe.then(torch.relu)), x.edges)
+            return Stacked(recompute.derive(m(x.t), x.t, m), x.edges)
         if type(m) is nn.ReLU:
             return x.map(self.relu)
         return x.map(lambda t: self.cached((sig, id(t)), t, lambda: m(t)))
@@ -159,9 +172,11 @@ class EdgeBatch:
         key = ("stack", tuple(map(id, x.xs)), x.src)
 
         def build() -> torch.Tensor:
-            if len(x.xs) == 1:
-                return x.xs[0].repeat(1, len(x.src), 1, 1)
-            return torch.cat([x.xs[s] for s in x.src], dim=1)
+            # rebuilt from the inputs' own recipes (relu(h) from h), else from the inputs (fewer than the copies)
+            parts = [recompute.recipe_of(t) or recompute.Recipe(_same, (t,)) for t in x.xs]
+            src = x.src
+            return recompute.register_recipe(_stacked(x.xs, src),
+                                             recompute.combine(parts, lambda ts: _stacked(ts, src)))
         return Stacked(self.cached(key, x.xs, build), len(x.src))
 
     # -- layers --------------------------------------------------------------------------------
@@ -204,6 +219,10 @@ class EdgeBatch:
             rm = torch.cat([b.running_mean for b in bns])
             rv = torch.cat([b.running_var for b in bns])
         out = F.batch_norm(st.t, rm, rv, weight, bias, batch_stats, m.momentum, m.eps)
+        if batch_stats and not torch.is_autocast_enabled(out.device.type):  # its input is kept for backward
+            eps = m.eps
+            recompute.register(out, lambda t, w, b: F.batch_norm(t, None, None, w, b, True, 0.0, eps), st.t, weight,
+                               bias)
         if update:
             with torch.no_grad():
                 torch._foreach_copy_([b.running_mean for b in bns], list(rm.split(c)))
@@ -265,6 +284,16 @@ class EdgeBatch:
         raise AssertionError(kind)
 
 
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _stacked(xs: Sequence[torch.Tensor], src: tuple[int, ...]) -> torch.Tensor:
+    if len(xs) == 1:
+        return xs[0].repeat(1, len(src), 1, 1)
+    return torch.cat([xs[s] for s in src], dim=1)
+
+
 def _conv(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, m: nn.Conv2d, edges: int) -> torch.Tensor:
     """``edges`` stacked copies of conv ``m`` (weights ``w``, ``bias``) on ``x``: depthwise and 1×1 convolutions
     through :mod:`nasfw.fastops` (oneDNN's fast CPU kernels), the rest as one grouped convolution."""
@@ -306,6 +335,13 @@ def mixed_edges(inputs: Sequence[torch.Tensor], edges: Sequence[tuple[int, int]]
     :class:`EdgeBatch` to every call of one cell forward so that shared results are reused.
     """
     ctx = EdgeBatch() if ctx is None else ctx
+    with ctx.saving(inputs):
+        return _mixed_edges(inputs, edges, ops, active, coeffs, ctx)
+
+
+def _mixed_edges(inputs: Sequence[torch.Tensor], edges: Sequence[tuple[int, int]],
+                 ops: Sequence[Sequence[nn.Module]], active: Sequence[Sequence[int]], coeffs: torch.Tensor,
+                 ctx: EdgeBatch) -> dict[int, torch.Tensor]:
     groups: dict[Hashable, list[tuple[int, int, int]]] = {}
     single: list[tuple[int, int, int]] = []
     for row, i in sorted(edges, key=lambda e: e[1]):

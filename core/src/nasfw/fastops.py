@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch._C import _functorch
 
+from nasfw import recompute
+
 
 def _plain_sequential(m: nn.Module) -> bool:
     return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward and len(m) > 0
@@ -106,8 +108,18 @@ def _undilated_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding:
     if w.shape[-1] <= 3 or _wrapped(x, w) or x.is_contiguous(memory_format=torch.channels_last):
         return F.conv2d(x, w, None, stride, padding, 1, w.shape[0])
     # 5×5 and larger: the channels-last kernels compute the weight gradient without im2col
-    y = F.conv2d(x.contiguous(memory_format=torch.channels_last), w, None, stride, padding, 1, w.shape[0])
-    return y.contiguous()
+    xc = recompute.derive(x.contiguous(memory_format=torch.channels_last), x, _channels_last)
+    return F.conv2d(xc, w, None, stride, padding, 1, w.shape[0]).contiguous()
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _phases(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (4N, C, H/2, W/2): the even/odd-row × even/odd-column components along the batch."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).permute(3, 5, 0, 1, 2, 4).reshape(4 * n, c, h // 2, w // 2)
 
 
 def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], padding: tuple[int, int],
@@ -136,8 +148,7 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, i
         return _undilated_depthwise(x[:, :, ::2, ::2], weight, 1, (k - 1) // 2)
     if h % 2 or w % 2 or min(h, w) // 2 < 2 * (k - 1):  # tiny phases: the plain call is faster
         return F.conv2d(x, weight, None, stride, padding, dilation, c)
-    ph = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(3, 5, 0, 1, 2, 4).reshape(4 * n, c, h // 2, w // 2)
-    y = _undilated_depthwise(ph, weight, 1, (k - 1) // 2)
+    y = _undilated_depthwise(recompute.derive(_phases(x), x, _phases), weight, 1, (k - 1) // 2)
     return y.view(2, 2, n, c, h // 2, w // 2).permute(2, 3, 4, 0, 5, 1).reshape(n, c, h, w)
 
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasfw import recompute
 from nasfw.data import DataShape
 from nasfw.fastops import AvgPool2d, after_leading_relu, starts_with_relu
 from nasfw.registry import get_registry
@@ -155,3 +156,35 @@ def test_bf16_autocast_training_forward_tracks_fp32_statistics(space: str) -> No
         if b.is_floating_point():
             assert b.dtype == torch.float32, name
             assert torch.allclose(b, b32, rtol=5e-2, atol=2e-2), (name, float((b - b32).abs().max()))
+
+
+def _saved_bytes(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """What autograd keeps for backward in one training forward (distinct storages), as benchmarks/search_step.py
+    measures it."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        F.cross_entropy(net(x), y)
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize(("space", "params", "at_most"), [
+    ("darts", {"layers": 3, "init_channels": 4}, 0.6), ("nb201", {"init_channels": 4, "cells_per_stage": 1}, 0.6)])
+def test_saved_for_backward_memory_is_under_the_issue_target(monkeypatch, space: str, params: dict,
+                                                             at_most: float) -> None:
+    """Issue 23.1's memory target (≤ 0.6× the per-edge formulation), here at a tiny size: batched edges plus the
+    cheap activations (ReLU outputs, stacked inputs, relu(BN)) kept as recipes (nasfw.recompute); the same
+    gradients with and without the recipes."""
+    fast, plain = _pair(space, **params)
+    x, y = torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,))
+    ratio = _saved_bytes(fast, x, y) / _saved_bytes(plain, x, y)
+    assert ratio <= at_most, ratio
+    _, g = _grads(fast, x, y)
+    monkeypatch.setattr(recompute, "usable", lambda *t: False)
+    _, g_plain = _grads(fast, x, y)
+    assert _saved_bytes(fast, x, y) / _saved_bytes(plain, x, y) > ratio  # the recipes did the difference
+    for name, t in g.items():
+        torch.testing.assert_close(t, g_plain[name], rtol=0, atol=0, msg=name)
