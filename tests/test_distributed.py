@@ -24,6 +24,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from nasfw.checkpoint import load_checkpoint
 from nasfw.cli import cli
 from nasfw.genotype import Genotype
 
@@ -93,7 +94,7 @@ def test_one_process_checkpoint_resumes_under_two_processes(reference, tmp_path)
     one_process("run", "--epochs", "1", *TINY, "--out", str(run))
     # the end-of-epoch-1 checkpoint (phase search) is the previous one; the cosine lr of epoch 0 does not
     # depend on the number of epochs, so this is the state a 2-epoch run has after epoch 1
-    state = torch.load(run / "checkpoint.prev.pt", weights_only=True)
+    state = load_checkpoint(run / "checkpoint.prev.pt")
     assert state["phase"] == "search" and state["epoch"] == 1
     shutil.copy(run / "checkpoint.prev.pt", run / "checkpoint.pt")
     for f in ("summary.json", "genotype.json"):

@@ -14,6 +14,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from nasfw.checkpoint import load_checkpoint
 from nasfw.cli import cli
 from nasfw.genotype import Genotype
 
@@ -113,8 +114,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, optimizer):
     nasfw("run", "--resume", str(killed), "--quiet")
 
     assert Genotype.load(ref / "genotype.json") == Genotype.load(killed / "genotype.json")
-    a = torch.load(ref / "checkpoint.pt", weights_only=True)["supernet"]
-    b = torch.load(killed / "checkpoint.pt", weights_only=True)["supernet"]
+    a = load_checkpoint(ref / "checkpoint.pt")["supernet"]
+    b = load_checkpoint(killed / "checkpoint.pt")["supernet"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert _records(ref / "metrics.jsonl") == _records(killed / "metrics.jsonl")

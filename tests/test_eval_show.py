@@ -20,6 +20,7 @@ import yaml
 from click.testing import CliRunner
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasfw.checkpoint import load_checkpoint
 from nasfw.cli import cli
 from nasfw.genotype import Genotype
 from nasfw.plots import NO_DOT
@@ -327,7 +328,7 @@ def test_interrupted_eval_resumes_to_the_uninterrupted_result(tmp_path, cli_exit
     err = proc.stderr
     assert proc.returncode == 130, f"not interrupted mid-evaluation (rc {proc.returncode}): {err}"
     assert "nasfw eval --resume" in err.strip().splitlines()[-1], err
-    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = load_checkpoint(out / "checkpoint.pt")
     assert 1 <= state["epoch"] < 6 and not (out / "summary.json").exists()
 
     resumed = json.loads(_ok("eval", "--resume", str(out), "--json").stdout)
@@ -336,8 +337,8 @@ def test_interrupted_eval_resumes_to_the_uninterrupted_result(tmp_path, cli_exit
     reference = json.loads((ref / "summary.json").read_text())
     for key in ("best_test_acc", "final_test_acc", "params", "flops"):
         assert resumed[key] == reference[key], key
-    a = torch.load(ref / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
-    b = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    a = load_checkpoint(ref / "checkpoint.pt")["model"]
+    b = load_checkpoint(out / "checkpoint.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     spec = yaml.safe_load((out / "eval.yaml").read_text())
     assert spec["protocol_name"] == "quick" and spec["protocol"]["epochs"] == 6

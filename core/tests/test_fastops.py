@@ -48,8 +48,15 @@ def test_pointwise_conv2d_equals_conv2d(groups: int) -> None:
     assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-5)
 
 
+def _physical_channels_last(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a plain (not vmapped) tensor in channels-last layout."""
+    return (not torch._C._functorch.is_functorch_wrapped_tensor(t) and t.dim() == 4 and t.shape[1] > 1
+            and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous())
+
+
 @pytest.mark.parametrize("x_batched", [True, False], ids=["x-batched", "x-shared"])
-@pytest.mark.parametrize(("k", "s", "d", "size"), [(3, 1, 2, 16), (5, 1, 2, 16), (5, 1, 1, 12), (3, 2, 2, 16)])
+@pytest.mark.parametrize(("k", "s", "d", "size"), [(3, 1, 2, 16), (5, 1, 2, 16), (5, 1, 1, 12), (3, 2, 2, 16),
+                                                   (5, 2, 1, 12), (5, 2, 2, 16)])
 def test_fast_convolutions_under_vmap_equal_conv2d(k: int, s: int, d: int, size: int, x_batched: bool,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Under ``vmap`` over stacked weights (ZARTS' scratch copies, DARTS-PT's variants) the re-formulations still
@@ -70,14 +77,17 @@ def test_fast_convolutions_under_vmap_equal_conv2d(k: int, s: int, d: int, size:
 
     calls: list[tuple] = []
     conv2d = F.conv2d
-    monkeypatch.setattr(F, "conv2d", lambda *a: calls.append((a[1].shape[-1], a[5])) or conv2d(*a))
+    monkeypatch.setattr(F, "conv2d", lambda *a: calls.append((a[1].shape[-1], a[5], _physical_channels_last(a[0])))
+                        or conv2d(*a))
     y = torch.func.vmap(fast, in_dims=(0, 0, 0 if x_batched else None))(wd, wp, x)
     monkeypatch.undo()
-    assert calls and all(kk != 1 and dd == 1 for kk, dd in calls), calls  # no 1x1 and no dilated conv ran
+    assert calls and all(kk != 1 and dd == 1 for kk, dd, _ in calls), calls  # no 1x1 and no dilated conv ran
+    # 5x5 with batched inputs: the vmapped dimension folded into the channels, the physical channels-last kernels
+    assert all(cl == (k == 5 and x_batched) for _, _, cl in calls), calls
     want = torch.stack([plain(wd[i], wp[i], x[i] if x_batched else x) for i in range(n)])
     g = torch.randn(want.shape, generator=gen)
     for a, b in zip([y, *torch.autograd.grad(y, (x, wd, wp), g)], [want, *torch.autograd.grad(want, (x, wd, wp), g)]):
-        assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
+        assert a.shape == b.shape and float((a - b).detach().abs().max()) <= 1e-5 * float(b.detach().abs().max())
 
 
 @pytest.mark.parametrize(("stride", "include_pad"), [(1, False), (2, False), (1, True)])

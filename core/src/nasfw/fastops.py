@@ -105,11 +105,47 @@ def _wrapped(*ts: torch.Tensor) -> bool:
 
 
 def _undilated_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    if w.shape[-1] > 3 and _wrapped(x, w):
+        y = _vmapped_depthwise(x, w, stride, padding)
+        if y is not None:
+            return y
     if w.shape[-1] <= 3 or _wrapped(x, w) or x.is_contiguous(memory_format=torch.channels_last):
         return F.conv2d(x, w, None, stride, padding, 1, w.shape[0])
     # 5×5 and larger: the channels-last kernels compute the weight gradient without im2col
     xc = recompute.derive(x.contiguous(memory_format=torch.channels_last), x, _channels_last)
     return F.conv2d(xc, w, None, stride, padding, 1, w.shape[0]).contiguous()
+
+
+def _vmapped_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor | None:
+    """A 5×5 (or larger) depthwise convolution under one ``vmap`` over plain tensors (ZARTS' stacked scratch
+    weights), on the physical tensors: the vmapped dimension folded into the channels (or, for shared weights,
+    the batch), as functorch's own convolution rule folds it, but then through the channels-last kernels
+    (vmap cannot choose a memory format, and the NCHW weight gradient is an im2col GEMM several times slower).
+    ``None`` where it does not apply (nested transforms, a vmap over the weights only)."""
+    fx = _functorch
+    level = max(fx.maybe_get_level(x), fx.maybe_get_level(w))
+
+    def physical(t: torch.Tensor) -> tuple[torch.Tensor, int | None] | None:
+        if fx.maybe_get_level(t) != level:
+            return (t, None) if not fx.is_functorch_wrapped_tensor(t) else None
+        if not fx.is_batchedtensor(t):
+            return None
+        p, bdim = fx._unwrap_batched(t, level)
+        return None if fx.is_functorch_wrapped_tensor(p) else (p, bdim)
+
+    px, pw = physical(x), physical(w)
+    if px is None or pw is None or px[1] is None:
+        return None
+    (xp, xb), (wp, wb) = px, pw
+    v = xp.shape[xb]
+    xp = xp.movedim(xb, 0)  # (V, N, C, H, W)
+    if wb is None:  # shared weights: the samples are more images
+        y = _undilated_depthwise(xp.flatten(0, 1), wp, stride, padding)
+        return fx._add_batch_dim(y.unflatten(0, (v, xp.shape[1])), 0, level)
+    wp = wp.movedim(wb, 0)  # (V, C, 1, k, k): V·C groups over (N, V·C, H, W)
+    c = wp.shape[1]
+    y = _undilated_depthwise(xp.transpose(0, 1).flatten(1, 2), wp.flatten(0, 1), stride, padding)
+    return fx._add_batch_dim(y.unflatten(1, (v, c)), 1, level)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
