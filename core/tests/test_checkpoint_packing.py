@@ -142,3 +142,21 @@ def test_version_2_checkpoints_still_load_and_verify(tmp_path):
     torch.save({**payload, "epoch": 3, checkpoint.DIGEST_KEY: d.hexdigest()}, path)
     with pytest.raises(CheckpointError, match="SHA-256"):
         load_checkpoint(path, repair=False)
+
+
+def test_an_entry_name_with_a_slash_is_still_checked(tmp_path):
+    with pytest.raises(NonFiniteStateError, match=r"a/b\.w"):
+        save_atomic({"a/b": {"w": torch.tensor([float("nan")])}}, tmp_path / "c.pt", finite=("a/b",))
+
+
+def test_placeholders_that_do_not_fit_their_buffers_are_one_error(tmp_path):
+    """A file whose digest matches but whose packed form is inconsistent (a writer's bug, a crafted file)."""
+    path = tmp_path / "checkpoint.pt"
+    save_atomic({"supernet": {"a": torch.ones(3)}}, path)
+    raw = torch.load(path, weights_only=True)
+    raw.pop(checkpoint.DIGEST_KEY)
+    raw["state"]["supernet"]["a"][checkpoint.PACKED][2] = [4, 4]  # more values than the buffer holds
+    raw[checkpoint.DIGEST_KEY] = checkpoint.content_digest(raw)
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path, repair=False)

@@ -215,7 +215,7 @@ def _packed_non_finite(skeleton: dict[str, Any], buffers: dict[str, torch.Tensor
     """Paths of the floating tensors holding NaN/inf under the top-level entries ``finite`` of a packed state
     (one check per buffer; only a failing buffer is looked into tensor by tensor)."""
     keys = set(finite)
-    bad_buffers = {k for k, b in buffers.items() if k.split("/", 1)[0] in keys
+    bad_buffers = {k for k, b in buffers.items() if k.rsplit("/", 2)[0] in keys
                    and (b.is_floating_point() or b.is_complex()) and not bool(torch.isfinite(b).all())}
     if not bad_buffers:
         return []
@@ -238,8 +238,8 @@ def _packed_non_finite(skeleton: dict[str, Any], buffers: dict[str, torch.Tensor
             for i, x in enumerate(v):
                 walk(x, f"{path}[{i}]")
 
-    for top in keys:
-        if top in skeleton:
+    for top in skeleton:  # in the state's order: the message does not depend on set order
+        if top in keys:
             walk(skeleton[top], str(top))
     return bad
 
@@ -417,8 +417,12 @@ def _load(path: Path, map_location: Any, finite: tuple[str, ...] = ()) -> dict[s
         skeleton, buffers = state.get("state"), state.get("tensors")
         if not isinstance(skeleton, dict) or not isinstance(buffers, dict):
             raise CheckpointError(f"{path} is not a nasfw checkpoint (no packed state)")
-        bad = _packed_non_finite(skeleton, buffers, finite)
-        state = {"format": FORMAT, "version": version, **unpack(skeleton, buffers)}
+        try:
+            bad = _packed_non_finite(skeleton, buffers, finite)
+            state = {"format": FORMAT, "version": version, **unpack(skeleton, buffers)}
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # verified, yet inconsistent
+            raise CheckpointError(f"checkpoint {path} is corrupt (its packed tensors do not fit their placeholders: "
+                                  f"{type(exc).__name__})") from None
         if not bad:
             bad = non_finite({k: v for k, v in state.items() if k in finite and not _all_packed(v)}, finite)
     elif version == 2:
