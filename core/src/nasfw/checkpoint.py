@@ -22,6 +22,7 @@ be verified; version 2 (unpacked) files load as before; everything written now i
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 import random
@@ -201,10 +202,7 @@ def unpack(skeleton: Any, buffers: dict[str, torch.Tensor]) -> Any:
         ref = skeleton.get(PACKED) if len(skeleton) == 1 else None
         if isinstance(ref, list) and len(ref) == 3:
             key, offset, shape = ref
-            n = 1
-            for d in shape:
-                n *= int(d)
-            return buffers[key][offset:offset + n].view(shape).clone()
+            return buffers[key][offset:offset + math.prod(shape)].view(shape).clone()
         return type(skeleton)((k, unpack(x, buffers)) for k, x in skeleton.items())
     if type(skeleton) in (list, tuple):
         return type(skeleton)(unpack(x, buffers) for x in skeleton)
@@ -225,12 +223,10 @@ def _packed_non_finite(skeleton: dict[str, Any], buffers: dict[str, torch.Tensor
         if type(v) in (dict, OrderedDict):
             ref = v.get(PACKED) if len(v) == 1 else None
             if isinstance(ref, list) and len(ref) == 3:
-                if ref[0] in bad_buffers:
-                    n = 1
-                    for d in ref[2]:
-                        n *= int(d)
-                    if not bool(torch.isfinite(buffers[ref[0]][ref[1]:ref[1] + n]).all()):
-                        bad.append(path)
+                key, offset, shape = ref
+                values = buffers[key][offset:offset + math.prod(shape)] if key in bad_buffers else None
+                if values is not None and not bool(torch.isfinite(values).all()):
+                    bad.append(path)
                 return
             for k, x in v.items():
                 walk(x, f"{path}.{k}")
