@@ -84,6 +84,14 @@ def test_fast_convolutions_under_vmap_equal_conv2d(k: int, s: int, d: int, size:
     assert calls and all(kk != 1 and dd == 1 for kk, dd, _ in calls), calls  # no 1x1 and no dilated conv ran
     # 5x5 with batched inputs: the vmapped dimension folded into the channels, the physical channels-last kernels
     assert all(cl == (k == 5 and x_batched) for _, _, cl in calls), calls
+    calls.clear()
+    monkeypatch.setattr(F, "conv2d", lambda *a: calls.append((a[1].shape[-1], a[5], _physical_channels_last(a[0])))
+                        or conv2d(*a))
+    with torch.no_grad():  # no weight gradient to pay for: NCHW throughout, same values
+        y0 = torch.func.vmap(fast, in_dims=(0, 0, 0 if x_batched else None))(wd, wp, x)
+    monkeypatch.undo()
+    assert calls and not any(cl for _, _, cl in calls), calls
+    assert float((y0 - y.detach()).abs().max()) <= 1e-5 * float(y.detach().abs().max())
     want = torch.stack([plain(wd[i], wp[i], x[i] if x_batched else x) for i in range(n)])
     g = torch.randn(want.shape, generator=gen)
     for a, b in zip([y, *torch.autograd.grad(y, (x, wd, wp), g)], [want, *torch.autograd.grad(want, (x, wd, wp), g)]):

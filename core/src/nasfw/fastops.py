@@ -105,11 +105,15 @@ def _wrapped(*ts: torch.Tensor) -> bool:
 
 
 def _undilated_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
-    if w.shape[-1] > 3 and _wrapped(x, w):
+    # the channels-last detour pays for the weight gradient only: without autograd (DARTS-PT's scored variants,
+    # evaluation) NCHW's forward kernel is the fast one
+    # (a vmapped tensor does not report requires_grad: its physical tensor is asked in _vmapped_depthwise)
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or _wrapped(x, w))
+    if w.shape[-1] > 3 and needs_grad and _wrapped(x, w):
         y = _vmapped_depthwise(x, w, stride, padding)
         if y is not None:
             return y
-    if w.shape[-1] <= 3 or _wrapped(x, w) or x.is_contiguous(memory_format=torch.channels_last):
+    if w.shape[-1] <= 3 or not needs_grad or _wrapped(x, w) or x.is_contiguous(memory_format=torch.channels_last):
         return F.conv2d(x, w, None, stride, padding, 1, w.shape[0])
     # 5×5 and larger: the channels-last kernels compute the weight gradient without im2col
     xc = recompute.derive(x.contiguous(memory_format=torch.channels_last), x, _channels_last)
@@ -123,6 +127,8 @@ def _vmapped_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: i
     (vmap cannot choose a memory format, and the NCHW weight gradient is an im2col GEMM several times slower).
     ``None`` where it does not apply (nested transforms, a vmap over the weights only)."""
     fx = _functorch
+    if not all(hasattr(fx, n) for n in ("_unwrap_batched", "_add_batch_dim", "is_batchedtensor", "maybe_get_level")):
+        return None  # private functorch calls of another torch release
     level = max(fx.maybe_get_level(x), fx.maybe_get_level(w))
 
     def physical(t: torch.Tensor) -> tuple[torch.Tensor, int | None] | None:
@@ -137,6 +143,8 @@ def _vmapped_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: i
     if px is None or pw is None or px[1] is None:
         return None
     (xp, xb), (wp, wb) = px, pw
+    if not (xp.requires_grad or wp.requires_grad):
+        return None
     v = xp.shape[xb]
     xp = xp.movedim(xb, 0)  # (V, N, C, H, W)
     if wb is None:  # shared weights: the samples are more images
