@@ -12,8 +12,9 @@ A supernet evaluates every candidate op on every edge, so work that the ops repe
 
 * :func:`depthwise_conv2d` and :func:`pointwise_conv2d` compute depthwise and 1×1 convolutions so that
   every pass runs oneDNN's fast CPU kernels (the batched edges of :mod:`nasfw.batched` use them). Under
-  ``torch.func.vmap`` (ZARTS' scratch copies, DARTS-PT's variants) the reshape-and-product forms still apply;
-  only the channels-last 5×5 path does not (vmap cannot choose memory formats).
+  ``torch.func.vmap`` (ZARTS' scratch copies, DARTS-PT's variants) the reshape-and-product forms still apply,
+  and a 5×5 convolution that needs a weight gradient folds the vmapped dimension into the channels itself to
+  reach the channels-last kernels (vmap cannot choose memory formats).
 
 Nothing here is specific to a space or a paper; the DARTS and NB201 supernets use all of them.
 """
@@ -107,17 +108,14 @@ def _wrapped(*ts: torch.Tensor) -> bool:
 def _undilated_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
     # the channels-last detour pays for the weight gradient only: without autograd (DARTS-PT's scored variants,
     # evaluation) NCHW's forward kernel is the fast one
-    # (a vmapped tensor does not report requires_grad: its physical tensor is asked in _vmapped_depthwise)
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or _wrapped(x, w))
-    if w.shape[-1] > 3 and needs_grad and _wrapped(x, w):
-        y = _vmapped_depthwise(x, w, stride, padding)
-        if y is not None:
-            return y
-    if w.shape[-1] <= 3 or not needs_grad or _wrapped(x, w) or x.is_contiguous(memory_format=torch.channels_last):
-        return F.conv2d(x, w, None, stride, padding, 1, w.shape[0])
-    # 5×5 and larger: the channels-last kernels compute the weight gradient without im2col
-    xc = recompute.derive(x.contiguous(memory_format=torch.channels_last), x, _channels_last)
-    return F.conv2d(xc, w, None, stride, padding, 1, w.shape[0]).contiguous()
+    y = None
+    if w.shape[-1] > 3 and torch.is_grad_enabled():
+        if _wrapped(x, w):  # a vmapped tensor does not report requires_grad; its physical tensor is asked
+            y = _vmapped_depthwise(x, w, stride, padding)
+        elif (x.requires_grad or w.requires_grad) and not x.is_contiguous(memory_format=torch.channels_last):
+            xc = recompute.derive(x.contiguous(memory_format=torch.channels_last), x, _channels_last)
+            y = F.conv2d(xc, w, None, stride, padding, 1, w.shape[0]).contiguous()
+    return F.conv2d(x, w, None, stride, padding, 1, w.shape[0]) if y is None else y
 
 
 def _vmapped_depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor | None:
